@@ -1,0 +1,1 @@
+"""recmatch: Recommended Matches for recruiting CRMs."""

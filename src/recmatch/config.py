@@ -1,0 +1,82 @@
+"""Settings, read from the environment (prefix RECMATCH_) and an optional .env file."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The newest 9.x whose integ-test distribution Maven Central serves and that starts here.
+ES_VERSION = "9.5.4"
+
+
+def _default_cache_dir() -> Path:
+    # Elasticsearch runs as a non-root user, who cannot enter /root: as root, cache under /var/cache.
+    if os.geteuid() == 0:
+        return Path("/var/cache/recmatch")
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "recmatch"
+
+
+class Settings(BaseSettings):
+    """Every knob of recmatch, one typed field each."""
+
+    model_config = SettingsConfigDict(env_prefix="RECMATCH_", env_file=".env", extra="ignore")
+
+    # Elasticsearch connection: a local node by default, any cluster by URL.
+    es_url: str = "http://127.0.0.1:9200"
+    es_api_key: SecretStr | None = None
+    es_username: str | None = None
+    es_password: SecretStr | None = None
+    es_ca_certs: Path | None = None
+    es_verify_certs: bool = True
+    es_request_timeout: float = Field(default=30.0, gt=0, le=600)
+    es_max_retries: int = Field(default=3, ge=0, le=10)
+    es_retry_backoff_base: float = Field(default=0.5, ge=0, le=30)
+    es_retry_backoff_cap: float = Field(default=8.0, ge=0, le=120)
+
+    # Index names and layout.
+    index_prefix: str = Field(default="recmatch", pattern=r"^[a-z0-9][a-z0-9_\-]{0,40}$")
+    candidates_shards: int = Field(default=1, ge=1, le=64)
+    candidates_replicas: int = Field(default=0, ge=0, le=5)
+
+    # Reindex.
+    reindex_keep: int = Field(default=2, ge=0, le=20, description="previous indices kept for --rollback")
+    reindex_reject_threshold: float = Field(default=0.01, ge=0, le=1)
+    reindex_chunk_docs: int = Field(default=2000, ge=1, le=50_000)
+    reindex_chunk_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024, le=100 * 1024 * 1024)
+    reindex_threads: int = Field(default=2, ge=1, le=16)
+
+    # Taxonomy: the shipped one unless an imported O*NET taxonomy is named.
+    taxonomy_path: Path | None = None
+
+    # The local node (`recmatch es up`).
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    local_es_version: str = Field(default=ES_VERSION, pattern=r"^9\.\d+\.\d+$")
+    local_es_port: int = Field(default=9200, ge=1024, le=65535)
+    local_es_heap: str = Field(default="1g", pattern=r"^\d+[mg]$")
+    local_es_user: str = "recmatch-es"
+    java_home: Path | None = Field(default=None, description="a JDK >= 21 for the local node; else searched")
+
+    @field_validator("es_url")
+    @classmethod
+    def _url_has_scheme(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("RECMATCH_ES_URL must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _auth_is_whole(self) -> Settings:
+        if (self.es_username is None) != (self.es_password is None):
+            raise ValueError("set both RECMATCH_ES_USERNAME and RECMATCH_ES_PASSWORD, or neither")
+        if self.es_retry_backoff_cap < self.es_retry_backoff_base:
+            raise ValueError("RECMATCH_ES_RETRY_BACKOFF_CAP must be >= RECMATCH_ES_RETRY_BACKOFF_BASE")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()

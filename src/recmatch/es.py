@@ -1,0 +1,213 @@
+"""The one way to talk to Elasticsearch: client factory, retries, error mapping, index names, mappings."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import elastic_transport
+import elasticsearch
+from elasticsearch import AsyncElasticsearch, Elasticsearch
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from recmatch.config import Settings
+from recmatch.errors import IncompatibleServer, NotFound, RecmatchError, SearchUnavailable
+
+CLIENT_MAJOR = int(elasticsearch.__versionstr__.split(".")[0])
+
+# Per-request retries live in the official transport: it retries connection errors, timeouts and these
+# statuses with jittered exponential backoff (retry_backoff_base/cap). Longer waits (a node starting,
+# bulk items pushed back with 429) use tenacity where they happen.
+RETRY_ON_STATUS = (429, 502, 503, 504)
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments shared by the sync and async clients."""
+    options: dict[str, Any] = {
+        "hosts": [settings.es_url],
+        "request_timeout": settings.es_request_timeout,
+        "max_retries": settings.es_max_retries,
+        "retry_on_status": RETRY_ON_STATUS,
+        "retry_on_timeout": True,
+        "retry_backoff_base": settings.es_retry_backoff_base,
+        "retry_backoff_cap": settings.es_retry_backoff_cap,
+        "serializer": elasticsearch.serializer.OrjsonSerializer(),
+        "http_compress": False,
+    }
+    if settings.es_api_key is not None:
+        options["api_key"] = settings.es_api_key.get_secret_value()
+    if settings.es_username is not None and settings.es_password is not None:
+        options["basic_auth"] = (settings.es_username, settings.es_password.get_secret_value())
+    if settings.es_ca_certs is not None:
+        options["ca_certs"] = str(settings.es_ca_certs)
+    if settings.es_url.startswith("https://"):
+        options["verify_certs"] = settings.es_verify_certs
+    return options
+
+
+def make_client(settings: Settings) -> Elasticsearch:
+    """A synchronous client (CLI, scripts, reindex)."""
+    return Elasticsearch(**client_options(settings))
+
+
+def make_async_client(settings: Settings) -> AsyncElasticsearch:
+    """An asynchronous client (the API)."""
+    return AsyncElasticsearch(**client_options(settings))
+
+
+@contextmanager
+def map_es_errors(what: str = "Elasticsearch call") -> Iterator[None]:
+    """Translate client exceptions into recmatch errors, once, at the boundary."""
+    try:
+        yield
+    except RecmatchError:
+        raise
+    except elasticsearch.NotFoundError as exc:
+        raise NotFound(f"{what}: {_reason(exc)}") from exc
+    except elasticsearch.ApiError as exc:
+        if exc.meta.status in RETRY_ON_STATUS:
+            raise SearchUnavailable(f"{what}: Elasticsearch is overloaded ({exc.meta.status})", retry_after=5) from exc
+        raise RecmatchError(f"{what} failed: {_reason(exc)}") from exc
+    except (elastic_transport.ConnectionError, elastic_transport.ConnectionTimeout) as exc:
+        raise SearchUnavailable(f"{what}: Elasticsearch is unreachable ({exc.message})", retry_after=5) from exc
+    except elastic_transport.TransportError as exc:
+        raise SearchUnavailable(f"{what}: {exc.message}", retry_after=5) from exc
+
+
+def _reason(exc: elasticsearch.ApiError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error")
+    if isinstance(error, dict):
+        root = (error.get("root_cause") or [error])[0]
+        return f"{root.get('type', 'error')}: {root.get('reason', '')}".strip()
+    return str(exc.message)
+
+
+def server_version(es: Elasticsearch) -> str:
+    """The version of the node we talk to (GET / where allowed, else the local node's info)."""
+    try:
+        return es.info()["version"]["number"]
+    except elasticsearch.ApiError as exc:
+        # The minimal integ-test distribution does not route GET /; node info gives the same answer.
+        if exc.meta.status not in (404, 405):
+            raise
+    nodes = es.nodes.info(node_id="_local", metric="_none", filter_path="nodes.*.version")["nodes"]
+    return next(iter(nodes.values()))["version"]
+
+
+def check_server_version(es: Elasticsearch) -> str:
+    """Fail with a clear message when the server's major differs from the client's."""
+    with map_es_errors("reading the Elasticsearch version"):
+        version = server_version(es)
+    major = int(version.split(".")[0])
+    if major != CLIENT_MAJOR:
+        raise IncompatibleServer(
+            f"Elasticsearch {version} is not supported by this recmatch (client {elasticsearch.__versionstr__}): "
+            f"it needs a {CLIENT_MAJOR}.x cluster"
+        )
+    return version
+
+
+def wait_for_cluster(es: Elasticsearch, *, timeout: float = 60.0) -> str:
+    """Wait until the cluster answers with at least yellow health; returns the health status."""
+
+    @retry(
+        retry=retry_if_exception_type(SearchUnavailable),
+        wait=wait_exponential(multiplier=0.25, max=3),
+        stop=stop_after_delay(timeout),
+        reraise=True,
+    )
+    def _health() -> str:
+        with map_es_errors("waiting for cluster health"):
+            health = es.options(max_retries=0, request_timeout=10).cluster.health(
+                wait_for_status="yellow", timeout="5s"
+            )
+        if health.get("timed_out"):
+            raise SearchUnavailable(f"cluster health is {health['status']}", retry_after=5)
+        return str(health["status"])
+
+    return _health()
+
+
+@dataclass(frozen=True)
+class IndexNames:
+    """Every index and alias name, under one prefix."""
+
+    prefix: str
+
+    @property
+    def candidates(self) -> str:
+        """The alias every read and write of candidates goes through."""
+        return f"{self.prefix}-candidates"
+
+    @property
+    def candidates_pattern(self) -> str:
+        return f"{self.prefix}-candidates-v*"
+
+    def candidates_version(self, stamp: str) -> str:
+        return f"{self.prefix}-candidates-v{stamp}"
+
+    @property
+    def erasures(self) -> str:
+        """Candidate ids erased by an admin; every reindex applies them."""
+        return self.index("erasures")
+
+    @property
+    def locks(self) -> str:
+        return self.index("locks")
+
+    def index(self, name: str) -> str:
+        """A plain (non-aliased) index of this deployment: pipelines, events, snapshots, outbox, accounts."""
+        return f"{self.prefix}-{name}"
+
+
+def _mappings_dir() -> Path:
+    here = Path(__file__).resolve().parent
+    installed = here / "index_mappings"  # inside a wheel (pyproject force-include)
+    return installed if installed.is_dir() else here.parents[1] / "index_mappings"
+
+
+@cache
+def _read_mapping_file(name: str) -> str:
+    path = _mappings_dir() / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no index mapping named {name!r} in {path.parent}")
+    return path.read_text(encoding="utf-8")
+
+
+def load_mapping(name: str, *, shards: int | None = None, replicas: int | None = None) -> dict[str, Any]:
+    """Settings and mappings of one index from index_mappings/NAME.json, with deployment overrides."""
+    spec = json.loads(_read_mapping_file(name))
+    body = {"settings": spec.get("settings", {}), "mappings": spec["mappings"]}
+    index_settings = body["settings"].setdefault("index", {})
+    if shards is not None:
+        index_settings["number_of_shards"] = shards
+    if replicas is not None:
+        index_settings["number_of_replicas"] = replicas
+    body["mappings"].setdefault("_meta", {})["mapping_version"] = spec["version"]
+    return body
+
+
+def mapping_names() -> list[str]:
+    """The indices defined in index_mappings/."""
+    return sorted(path.stem for path in _mappings_dir().glob("*.json"))
+
+
+# Every index that is not the candidates alias: created from its mapping when missing.
+PLAIN_INDICES = ("accounts", "pipelines", "events", "snapshots", "outbox", "erasures", "locks")
+
+
+def ensure_indices(es: Elasticsearch, names: IndexNames, *mappings: str) -> None:
+    """Create the named plain indices (default: all of them) from index_mappings/ when missing."""
+    for mapping in mappings or PLAIN_INDICES:
+        if _mappings_dir().joinpath(f"{mapping}.json").is_file() and not es.indices.exists(index=names.index(mapping)):
+            try:
+                es.indices.create(index=names.index(mapping), **load_mapping(mapping))
+            except elasticsearch.BadRequestError as exc:
+                if exc.error != "resource_already_exists_exception":  # another process made it meanwhile
+                    raise
