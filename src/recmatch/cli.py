@@ -1,0 +1,298 @@
+"""The `recmatch` command."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from recmatch.config import get_settings
+from recmatch.errors import RecmatchError
+
+app = typer.Typer(help="recmatch: Recommended Matches for recruiting CRMs.", no_args_is_help=True)
+es_app = typer.Typer(help="The local Elasticsearch node (for machines without Docker).", no_args_is_help=True)
+app.add_typer(es_app, name="es")
+
+console = Console(stderr=True)
+T = TypeVar("T")
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """Print recmatch errors as one clear line and exit non-zero, instead of a traceback."""
+    try:
+        yield
+    except RecmatchError as exc:
+        console.print(f"[bold red]error[/] ({exc.type}): {exc.detail}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _run(action: Callable[[], T]) -> T:
+    with _reported():
+        return action()
+
+
+# -- es ------------------------------------------------------------------------------------------------
+
+
+@es_app.command("up")
+def es_up(timeout: Annotated[float, typer.Option(help="seconds to wait for health")] = 180.0) -> None:
+    """Fetch (once) and start a local single-node Elasticsearch on 127.0.0.1; reuse it when running."""
+    from recmatch.localnode import LocalNode
+
+    node = LocalNode(get_settings())
+    status = _run(lambda: node.up(say=console.print, timeout=timeout))
+    console.print(status.describe(), highlight=False)
+
+
+@es_app.command("down")
+def es_down() -> None:
+    """Stop the local node."""
+    from recmatch.localnode import LocalNode
+
+    _run(lambda: LocalNode(get_settings()).down(say=console.print))
+
+
+@es_app.command("status")
+def es_status() -> None:
+    """Say whether the local node runs, and where its logs are; exit 1 when it does not."""
+    from recmatch.localnode import LocalNode
+
+    status = LocalNode(get_settings()).status()
+    typer.echo(status.describe())
+    raise typer.Exit(0 if status.running else 1)
+
+
+# -- reindex -------------------------------------------------------------------------------------------
+
+
+class _DocsPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        docs = task.fields.get("docs", 0)
+        elapsed = task.elapsed or 0.0
+        rate = docs / elapsed if elapsed > 0 else 0.0
+        return Text(f"{docs:,} docs  {rate:,.0f} docs/s", style="progress.data.speed")
+
+
+@app.command()
+def reindex(
+    source: Annotated[Path | None, typer.Option(help="candidates as JSON Lines (.jsonl or .jsonl.gz)")] = None,
+    rejects: Annotated[Path | None, typer.Option(help="where rejected lines go [default: SOURCE name + .rejects.jsonl in the current folder]")] = None,
+    threshold: Annotated[float | None, typer.Option(min=0, max=1, help="largest share of rejected lines that still swaps")] = None,
+    rollback: Annotated[bool, typer.Option("--rollback", help="point the alias back at the previous index")] = False,
+) -> None:
+    """Load candidates into a new index and swap the alias to it atomically (or roll back)."""
+    from recmatch import indexing
+    from recmatch.es import make_client
+
+    settings = get_settings()
+    if threshold is not None:
+        settings = settings.model_copy(update={"reindex_reject_threshold": threshold})
+    es = make_client(settings)
+    if rollback:
+        before, after = _run(lambda: indexing.rollback(es=es, settings=settings))
+        console.print(f"Rolled back: the alias now serves [bold]{after}[/] (was {before}).")
+        return
+    if source is None:
+        raise typer.BadParameter("give --source FILE, or --rollback", param_hint="--source")
+    rejects = rejects or Path.cwd() / (source.name.removesuffix(".gz").removesuffix(".jsonl") + ".rejects.jsonl")
+    columns = (
+        TextColumn("[bold]reindex[/]"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        _DocsPerSecond(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("reindex", total=source.stat().st_size if source.is_file() else None, docs=0)
+        report = _run(
+            lambda: indexing.reindex(
+                es=es,
+                settings=settings,
+                source=source,
+                rejects_path=rejects,
+                on_progress=lambda done, docs: bar.update(task, completed=done, docs=docs),
+            )
+        )
+    table = Table(show_header=False, box=None)
+    for label, value in (
+        ("alias", f"{settings.index_prefix}-candidates → {report.index}"),
+        ("candidates", f"{report.count:,} ({report.docs_per_second:,.0f} docs/s, {report.seconds:.1f} s)"),
+        ("lines read", f"{report.lines:,}"),
+        ("rejected", f"{report.rejected:,}" + (f" (see {report.rejects_path})" if report.rejected else "")),
+        ("skipped as erased", f"{report.erased:,}"),
+        ("repeated ids", f"{report.duplicates:,} (the later line won)"),
+        ("live changes replayed", f"{report.replayed:,}"),
+        ("previous index", report.previous or "none"),
+        ("deleted", ", ".join(report.deleted) or "none"),
+    ):
+        table.add_row(label, value)
+    console.print(table)
+
+
+# -- sample --------------------------------------------------------------------------------------------
+
+
+@app.command()
+def sample(title: Annotated[str, typer.Argument(help="a job title to search for")] = "software engineer") -> None:
+    """Print the alias, its count and the top candidates for a title (a quick look at the index)."""
+    from recmatch.es import IndexNames, make_client, map_es_errors
+    from recmatch.normalize import normalize_title
+
+    settings = get_settings()
+    names = IndexNames(settings.index_prefix)
+    es = make_client(settings)
+
+    def look() -> None:
+        with map_es_errors("sample search"):
+            index = next(iter(es.indices.get_alias(name=names.candidates)))
+            count = es.count(index=names.candidates)["count"]
+            hits = es.search(
+                index=names.candidates,
+                query={"match": {"title_norm": normalize_title(title)}},
+                size=5,
+                source=["name", "title", "company", "location.name"],
+            )["hits"]["hits"]
+        typer.echo(f"alias {names.candidates} → {index}: {count:,} candidates")
+        typer.echo(f"top candidates for {title!r}:")
+        for hit in hits:
+            doc = hit["_source"]
+            where = doc.get("location", {}).get("name", "")
+            typer.echo(f"  {hit['_score']:6.2f}  {doc['name']} — {doc['title']} at {doc.get('company', '?')} ({where})")
+
+    _run(look)
+
+
+# -- accounts ------------------------------------------------------------------------------------------
+
+tenants_app = typer.Typer(help="Tenants (one per CRM customer).", no_args_is_help=True)
+seats_app = typer.Typer(help="Seats (one per CRM user) and their API keys.", no_args_is_help=True)
+taxonomy_app = typer.Typer(help="The title and skill taxonomy.", no_args_is_help=True)
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(seats_app, name="seats")
+app.add_typer(taxonomy_app, name="taxonomy")
+
+
+def _with_async_es(work: Callable[..., Any]) -> Any:
+    """Run an async service function with a fresh async client and the cluster's indices in place."""
+    from recmatch.api.app import prepare_cluster
+    from recmatch.es import IndexNames, make_async_client
+
+    settings = get_settings()
+
+    async def run() -> Any:
+        await asyncio.to_thread(prepare_cluster, settings)
+        es = make_async_client(settings)
+        try:
+            return await work(es, IndexNames(settings.index_prefix))
+        finally:
+            await es.close()
+
+    return _run(lambda: asyncio.run(run()))
+
+
+@tenants_app.command("create")
+def tenants_create(
+    name: Annotated[str, typer.Option(help="the customer's name")],
+    crm: Annotated[str, typer.Option(help="CRM provider, e.g. salesforce, bullhorn, greenhouse")] = "demo-crm",
+    tenant_id: Annotated[str | None, typer.Option(help="a fixed id [default: generated]")] = None,
+    webhook_url: Annotated[str | None, typer.Option(help="where CRM events are delivered")] = None,
+    messaging_webhook_url: Annotated[str | None, typer.Option(help="where InMails are delivered")] = None,
+    crm_origin: Annotated[list[str] | None, typer.Option(help="an origin allowed to frame the widget (repeat)")] = None,
+    integration_enabled: Annotated[bool, typer.Option(help="the CRM integration is on")] = True,
+    crm_supports_matches: Annotated[bool, typer.Option(help="the CRM supports Recommended Matches")] = True,
+) -> None:
+    """Create a tenant and print its id and webhook signing secret (shown once)."""
+    from recmatch import accounts
+
+    tenant = _with_async_es(lambda es, names: accounts.create_tenant(
+        es=es, names=names, name=name, crm_provider=crm, tenant_id=tenant_id, webhook_url=webhook_url,
+        messaging_webhook_url=messaging_webhook_url, crm_origins=crm_origin or [],
+        integration_enabled=integration_enabled, crm_supports_matches=crm_supports_matches,
+    ))
+    typer.echo(f"tenant_id: {tenant.tenant_id}")
+    typer.echo(f"webhook_secret: {tenant.webhook_secret.get_secret_value()}")
+
+
+@seats_app.command("create")
+def seats_create(
+    tenant_id: Annotated[str, typer.Option(help="the seat's tenant")],
+    email: Annotated[str, typer.Option(help="the CRM user's email")],
+    license: Annotated[str, typer.Option(help="recruiter | hiring_collaborator | admin")] = "recruiter",
+) -> None:
+    """Create a seat and print its API key once (only its hash is stored)."""
+    from recmatch import accounts
+
+    try:
+        seat_license = accounts.License(license)
+    except ValueError:
+        raise typer.BadParameter("recruiter, hiring_collaborator or admin", param_hint="--license") from None
+    seat, api_key = _with_async_es(lambda es, names: accounts.create_seat(
+        es=es, names=names, tenant_id=tenant_id, email=email, license=seat_license))
+    typer.echo(f"seat_id: {seat.seat_id}")
+    typer.echo(f"api_key: {api_key}")
+
+
+@taxonomy_app.command("import")
+def taxonomy_import(
+    onet: Annotated[Path, typer.Option(help="folder of the O*NET text files", exists=True, file_okay=False)],
+    out: Annotated[Path, typer.Option(help="where to write the taxonomy JSON")] = Path("var/taxonomy-onet.json"),
+) -> None:
+    """Build a full taxonomy from the official O*NET files; use it with RECMATCH_TAXONOMY_PATH."""
+    from recmatch.taxonomy import import_onet, write_taxonomy
+
+    started = time.perf_counter()
+    data = import_onet(onet)
+    write_taxonomy(data, out)
+    console.print(f"wrote {len(data['occupations']):,} occupations to {out} in {time.perf_counter() - started:.1f} s")
+    console.print(f"use it: export RECMATCH_TAXONOMY_PATH={out.resolve()}  (then reindex, so candidates get its codes)")
+
+
+# -- serving -------------------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="processes")] = 1,
+) -> None:
+    """Run the API (uvicorn)."""
+    import uvicorn
+
+    uvicorn.run("recmatch.api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="info", proxy_headers=True)
+
+
+@app.command()
+def refresh(
+    active_days: Annotated[int, typer.Option(min=1, help="pipelines used within this many days")] = 30,
+) -> None:
+    """Compute today's snapshot of every pipeline used recently (run it daily, e.g. from cron)."""
+    from datetime import UTC, datetime
+
+    from recmatch.matches import refresh_active
+
+    today = datetime.now(UTC).date()
+    computed, kept = _with_async_es(
+        lambda es, names: refresh_active(es=es, names=names, today=today, active_days=active_days))
+    console.print(f"refreshed {today}: {computed} snapshots computed, {kept} already there")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Shared fixtures: a real Elasticsearch for integration tests, found as DESIGN.md says."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from elasticsearch import Elasticsearch
+
+from recmatch.config import ES_VERSION, Settings
+from recmatch.es import make_client
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/_cluster/health", timeout=3.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _docker_engine_answers() -> bool:
+    try:
+        import docker
+
+        return bool(docker.from_env(timeout=3).ping())
+    except Exception:  # no SDK, no socket, no daemon: all mean "no Docker here"
+        return False
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"Elasticsearch is required when CI is set: {reason}", pytrace=False)
+    pytest.skip(f"no Elasticsearch: {reason}")
+
+
+@pytest.fixture(scope="session")
+def es_url() -> Iterator[str]:
+    """RECMATCH_ES_URL if it answers; else a testcontainers node when Docker runs; else the local node."""
+    url = os.environ.get("RECMATCH_ES_URL")
+    if url and _answers(url):
+        yield url.rstrip("/")
+        return
+    if _docker_engine_answers():
+        from testcontainers.elasticsearch import ElasticSearchContainer
+
+        with ElasticSearchContainer(f"docker.elastic.co/elasticsearch/elasticsearch:{ES_VERSION}", mem_limit="2g") as node:
+            yield node.get_url()
+        return
+    from recmatch.errors import RecmatchError
+    from recmatch.localnode import LocalNode
+
+    try:
+        status = LocalNode(Settings()).up(say=lambda line: print(line))
+    except RecmatchError as exc:
+        _unavailable(f"the local node did not start: {exc.detail}")
+    yield status.url
+
+
+@pytest.fixture(scope="session")
+def settings(es_url: str) -> Settings:
+    """Settings of this test session: its own index prefix, so sessions never collide."""
+    return Settings(es_url=es_url, index_prefix=f"test-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(scope="session")
+def es(settings: Settings) -> Iterator[Elasticsearch]:
+    client = make_client(settings)
+    yield client
+    client.options(ignore_status=404).indices.delete(index=f"{settings.index_prefix}-*", expand_wildcards="all")
+    client.close()
