@@ -9,7 +9,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
 
 CandidateId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@\-]+$")]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-SkillName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+SkillName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 Seniority = Literal["entry", "junior", "mid", "senior", "lead", "manager", "director", "executive"]
 
