@@ -1,0 +1,358 @@
+"""Relevance of recmatch's ranking against a plain BM25 baseline, on a candidate pool generated from O*NET.
+
+    python scripts/eval_relevance.py --candidates 100000 --pipelines 200 --seed 1
+
+1. The full O*NET taxonomy (``../shared/data/onet``) is imported into ``var/eval/taxonomy-onet.json``; it both
+   indexes candidates (their occupation codes) and understands pipelines.
+2. ``scripts/generate_candidates.py --source onet`` writes the pool and each candidate's true occupation; titles for
+   which ``taxonomy.is_holdout_title`` holds are never candidate titles. Files are reused under ``var/eval/``.
+3. The pool is loaded with ``indexing.reindex`` under its own index prefix (``--prefix``), deleted at the end unless
+   ``--keep-index`` (a kept index with the same source is reused by the next run).
+4. Pipelines, one per sampled O*NET occupation that has candidates: the title is a held-out title of the
+   occupation, the location the city of one of its candidates, 3–8 skills from its Technology Skills, a radius of
+   25/50/100 km, remote accepted one time in four.
+5. Grades: a candidate of the pipeline's occupation 2, of a related occupation (O*NET Related Occupations, any tier)
+   1, else 0; lowered by one when the candidate lives outside the radius, unless open to remote and the pipeline
+   accepts remote.
+
+Metrics, per pipeline, then averaged: nDCG@k with gain 2^grade − 1 and the ideal ranking taken over the whole pool;
+recall@125 = |top 125 ∩ G2| / min(|G2|, 125) where G2 is the pipeline's grade-2 set (its occupation, inside the
+radius or open to remote when remote is accepted), over pipelines whose G2 is not empty. recmatch runs
+``query.build_query`` relaxed the way a list is (the applicable steps in order until 125 qualify); the baseline runs
+``query.baseline_query`` (multi_match over title, headline and skills_text) on the same index.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from random import Random
+from typing import Annotated, Any
+
+import orjson
+import typer
+from elasticsearch import Elasticsearch
+from pydantic import ValidationError
+
+from recmatch.config import Settings
+from recmatch.es import IndexNames, make_client
+from recmatch.geo import haversine_km
+from recmatch.indexing import alias_target, reindex
+from recmatch.models import CandidateIn, PipelineIn
+from recmatch.normalize import display_skill
+from recmatch.query import applicable_steps, baseline_query, build_query
+from recmatch.taxonomy import Taxonomy, import_onet, is_holdout_title, write_taxonomy
+from recmatch.understand import Understanding, understand
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+VAR_DIR = REPO_ROOT / "var" / "eval"
+ONET_DIR = REPO_ROOT.parent / "shared" / "data" / "onet"
+LIST_SIZE = 125
+CUTOFFS = (25, 125)
+RADII_KM = (25, 50, 100)
+REMOTE_OK_SHARE = 0.25
+TARGET_RATIO = 1.3
+SYSTEMS = ("recmatch", "no place", "bm25")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    occupation: str
+    lat: float | None
+    lon: float | None
+    open_to_remote: bool
+    place: str
+
+
+@dataclass(frozen=True, slots=True)
+class EvalPipeline:
+    code: str
+    pipeline: PipelineIn
+    lat: float
+    lon: float
+
+
+@dataclass
+class RunResult:
+    ids: list[str]
+    steps: tuple[str, ...]
+    took_ms: int
+
+
+# -- data --------------------------------------------------------------------------------------------------------
+
+
+def load_taxonomy(onet_dir: Path) -> Taxonomy:
+    path = VAR_DIR / "taxonomy-onet.json"
+    if not path.is_file():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        write_taxonomy(import_onet(onet_dir), path)
+    return Taxonomy.load(path)
+
+
+def candidate_files(count: int, seed: int, onet_dir: Path) -> tuple[Path, Path]:
+    source = VAR_DIR / f"candidates-onet-{count}-s{seed}.jsonl"
+    truth = VAR_DIR / f"truth-onet-{count}-s{seed}.tsv"
+    if not (source.is_file() and truth.is_file()):
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable, str(REPO_ROOT / "scripts" / "generate_candidates.py"), "--source", "onet",
+            "--onet-dir", str(onet_dir), "--count", str(count), "--seed", str(seed), "--out", str(source),
+            "--truth", str(truth),
+        ]
+        subprocess.run(command, check=True)
+    return source, truth
+
+
+def read_pool(source: Path, truth: Path) -> dict[str, Candidate]:
+    occupations = dict(line.rstrip("\n").split("\t") for line in truth.open(encoding="utf-8") if line.strip())
+    coordinates: dict[str, tuple[float, float]] = {}
+    rows: list[tuple[str, dict[str, Any]]] = []
+    with source.open("rb") as handle:
+        for line in handle:
+            row = orjson.loads(line)
+            location = row.get("location") or {}
+            if location.get("lat") is not None:
+                coordinates[location["name"]] = (location["lat"], location["lon"])
+            rows.append((row["candidate_id"], row))
+    pool = {}
+    for candidate_id, row in rows:
+        if candidate_id not in occupations or not _valid(row):
+            continue  # rejected by the reindex too
+        location = row.get("location") or {}
+        lat, lon = coordinates.get(location.get("name", ""), (None, None))
+        if location.get("lat") is not None:
+            lat, lon = location["lat"], location["lon"]
+        pool[candidate_id] = Candidate(
+            occupation=occupations[candidate_id],
+            lat=lat,
+            lon=lon,
+            open_to_remote=bool(row.get("open_to_remote")),
+            place=location.get("name", ""),
+        )
+    return pool
+
+
+def _valid(row: dict[str, Any]) -> bool:
+    try:
+        CandidateIn.model_validate(row)
+    except ValidationError:
+        return False
+    return True
+
+
+def ensure_index(es: Elasticsearch, settings: Settings, source: Path, taxonomy: Taxonomy, expected: int) -> str:
+    names = IndexNames(settings.index_prefix)
+    current = alias_target(es, names)
+    if current is not None:
+        meta = es.indices.get_mapping(index=current)[current]["mappings"].get("_meta", {})
+        if meta.get("source") == str(source) and es.count(index=current)["count"] == expected:
+            typer.echo(f"reusing {current}", err=True)
+            return names.candidates
+    started = time.perf_counter()
+    report = reindex(
+        es=es, settings=settings, source=source, rejects_path=VAR_DIR / "rejects.jsonl", taxonomy=taxonomy
+    )
+    typer.echo(f"indexed {report.count:,} candidates into {report.index} in {time.perf_counter() - started:.0f} s",
+               err=True)
+    return names.candidates
+
+
+def build_pipelines(
+    *, taxonomy: Taxonomy, pool: Mapping[str, Candidate], count: int, seed: int
+) -> list[EvalPipeline]:
+    rng = Random(seed)
+    by_occupation: dict[str, list[str]] = defaultdict(list)
+    for candidate_id, candidate in pool.items():
+        if candidate.lat is not None:
+            by_occupation[candidate.occupation].append(candidate_id)
+    eligible = []
+    for code in sorted(by_occupation):
+        occupation = taxonomy.occupation(code)
+        held_out = [title for title in occupation.alt_titles if is_holdout_title(title)]
+        if held_out and len(occupation.skills) >= 3:
+            eligible.append((code, held_out))
+    if len(eligible) < count:
+        raise typer.BadParameter(f"only {len(eligible)} occupations have candidates, held-out titles and skills")
+    pipelines = []
+    for code, held_out in rng.sample(eligible, count):
+        resident = pool[rng.choice(by_occupation[code])]
+        names = [name for name, _ in taxonomy.skills(code)]
+        weights = [weight for _, weight in taxonomy.skills(code)]
+        wanted = rng.randint(3, min(8, len(names)))
+        chosen: list[str] = []
+        while len(chosen) < wanted:  # weighted, without replacement: hot and in-demand skills come up more
+            pick = rng.choices(range(len(names)), weights=weights)[0]
+            weights[pick] = 0.0
+            chosen.append(display_skill(names[pick]))
+        pipeline = PipelineIn(
+            title=rng.choice(held_out),
+            locations=[resident.place],
+            skills=chosen,
+            radius_km=rng.choice(RADII_KM),
+            remote_ok=rng.random() < REMOTE_OK_SHARE,
+        )
+        assert resident.lat is not None and resident.lon is not None
+        pipelines.append(EvalPipeline(code=code, pipeline=pipeline, lat=resident.lat, lon=resident.lon))
+    return pipelines
+
+
+# -- grading and metrics -----------------------------------------------------------------------------------------
+
+
+def grades_for(
+    item: EvalPipeline, *, taxonomy: Taxonomy, pool: Mapping[str, Candidate], by_occupation: Mapping[str, list[str]]
+) -> dict[str, int]:
+    """Grade of every candidate that has one above 0."""
+    base = {item.code: 2} | {code: 1 for code, _ in taxonomy.related(item.code) if code != item.code}
+    grades = {}
+    for code, base_grade in base.items():
+        for candidate_id in by_occupation.get(code, ()):
+            candidate = pool[candidate_id]
+            inside = candidate.lat is not None and candidate.lon is not None and (
+                haversine_km(item.lat, item.lon, candidate.lat, candidate.lon) <= item.pipeline.radius_km
+            )
+            grade = base_grade
+            if not inside and not (candidate.open_to_remote and item.pipeline.remote_ok):
+                grade -= 1
+            if grade > 0:
+                grades[candidate_id] = grade
+    return grades
+
+
+def dcg(grades: Sequence[int]) -> float:
+    return sum((2**grade - 1) / math.log2(position + 2) for position, grade in enumerate(grades))
+
+
+def ndcg(ranked: Sequence[str], grades: Mapping[str, int], k: int) -> float:
+    ideal = dcg(sorted(grades.values(), reverse=True)[:k])
+    return dcg([grades.get(candidate_id, 0) for candidate_id in ranked[:k]]) / ideal if ideal else 0.0
+
+
+def recall(ranked: Sequence[str], grades: Mapping[str, int], k: int) -> float | None:
+    relevant = {candidate_id for candidate_id, grade in grades.items() if grade == 2}
+    if not relevant:
+        return None
+    return len(relevant.intersection(ranked[:k])) / min(len(relevant), k)
+
+
+# -- runs --------------------------------------------------------------------------------------------------------
+
+
+def run_recmatch(es: Elasticsearch, index: str, understanding: Understanding) -> RunResult:
+    steps = applicable_steps(understanding)
+    took = 0
+    for taken in range(len(steps) + 1):
+        body = build_query(understanding=understanding, relax=steps[:taken], size=LIST_SIZE)
+        response = es.search(index=index, body=body)
+        took += response["took"]
+        if response["hits"]["total"]["value"] >= LIST_SIZE or taken == len(steps):
+            ids = [hit["_source"]["candidate_id"] for hit in response["hits"]["hits"]]
+            return RunResult(ids=ids, steps=steps[:taken], took_ms=took)
+    raise AssertionError("unreachable")
+
+
+def run_baseline(es: Elasticsearch, index: str, item: EvalPipeline) -> RunResult:
+    body = baseline_query(title=item.pipeline.title, skills=item.pipeline.skills, size=LIST_SIZE)
+    response = es.search(index=index, body=body)
+    return RunResult(ids=[hit["_source"]["candidate_id"] for hit in response["hits"]["hits"]], steps=(),
+                     took_ms=response["took"])
+
+
+def main(
+    candidates: Annotated[int, typer.Option("--candidates", min=1000, help="pool size")] = 100_000,
+    pipelines: Annotated[int, typer.Option("--pipelines", min=1, help="how many pipelines to judge")] = 200,
+    seed: Annotated[int, typer.Option("--seed", help="seeds the pool and the pipelines")] = 1,
+    prefix: Annotated[str, typer.Option("--prefix", help="index prefix of this evaluation")] = "evalq",
+    keep_index: Annotated[bool, typer.Option("--keep-index", help="keep the index for the next run")] = False,
+    onet_dir: Annotated[Path, typer.Option("--onet-dir", help="O*NET text files")] = ONET_DIR,
+    show: Annotated[int, typer.Option("--show", help="print this many per-pipeline lines, worst first")] = 0,
+) -> None:
+    """Report nDCG@25, nDCG@125 and recall@125 of recmatch and of a BM25 baseline on the same index."""
+    command = "python scripts/eval_relevance.py " + shlex.join(sys.argv[1:])
+    taxonomy = load_taxonomy(onet_dir)
+    source, truth = candidate_files(candidates, seed, onet_dir)
+    pool = read_pool(source, truth)
+    settings = Settings(index_prefix=prefix)
+    es = make_client(settings)
+    try:
+        index = ensure_index(es, settings, source, taxonomy, expected=len(pool))
+        items = build_pipelines(taxonomy=taxonomy, pool=pool, count=pipelines, seed=seed)
+        by_occupation: dict[str, list[str]] = defaultdict(list)
+        for candidate_id, candidate in pool.items():
+            by_occupation[candidate.occupation].append(candidate_id)
+
+        scores: dict[str, dict[str, list[float]]] = {system: defaultdict(list) for system in SYSTEMS}
+        steps_taken: Counter[str] = Counter()
+        unresolved = 0
+        took: dict[str, list[int]] = {system: [] for system in SYSTEMS}
+        per_pipeline: list[tuple[float, float, EvalPipeline, tuple[str, ...]]] = []
+        for item in items:
+            grades = grades_for(item, taxonomy=taxonomy, pool=pool, by_occupation=by_occupation)
+            understanding = understand(pipeline=item.pipeline, taxonomy=taxonomy)
+            ours = run_recmatch(es, index, understanding)
+            # Ablation: the same ranking blind to place, to show what title and skill understanding alone is worth.
+            placeless = run_recmatch(es, index, replace(understanding, locations=(), remote=False))
+            theirs = run_baseline(es, index, item)
+            unresolved += bool(understanding.unresolved_locations)
+            steps_taken.update(ours.steps)
+            steps_taken[f"{len(ours.steps)} steps"] += 1
+            for system, run in (("recmatch", ours), ("no place", placeless), ("bm25", theirs)):
+                took[system].append(run.took_ms)
+                for k in CUTOFFS:
+                    scores[system][f"nDCG@{k}"].append(ndcg(run.ids, grades, k))
+                found = recall(run.ids, grades, LIST_SIZE)
+                if found is not None:
+                    scores[system][f"recall@{LIST_SIZE}"].append(found)
+            per_pipeline.append((scores["recmatch"]["nDCG@25"][-1], scores["bm25"]["nDCG@25"][-1], item, ours.steps))
+    finally:
+        if not keep_index:
+            es.options(ignore_status=404).indices.delete(index=f"{prefix}-*", expand_wildcards="all")
+        es.close()
+
+    typer.echo(f"\n{command}")
+    typer.echo(f"{len(pool):,} candidates (seed {seed}), {len(items)} pipelines, taxonomy: {taxonomy.source}")
+    typer.echo(f"{'metric':<12}{'recmatch':>10}{'BM25':>10}{'ratio':>8}   {'recmatch blind to place':>24}")
+    for metric in (*(f"nDCG@{k}" for k in CUTOFFS), f"recall@{LIST_SIZE}"):
+        ours_mean = statistics.fmean(scores["recmatch"][metric])
+        theirs_mean = statistics.fmean(scores["bm25"][metric])
+        placeless_mean = statistics.fmean(scores["no place"][metric])
+        ratio = ours_mean / theirs_mean if theirs_mean else math.inf
+        typer.echo(f"{metric:<12}{ours_mean:>10.3f}{theirs_mean:>10.3f}{ratio:>7.2f}x   {placeless_mean:>24.3f}")
+    typer.echo(
+        f"recall@{LIST_SIZE}: share of a pipeline's grade-2 candidates (its occupation, inside the radius or open to "
+        f"remote when remote is accepted) in the top {LIST_SIZE}, out of at most {LIST_SIZE}; mean over the "
+        f"{len(scores['recmatch'][f'recall@{LIST_SIZE}'])} pipelines that have any"
+    )
+    typer.echo(
+        "relaxation: " + ", ".join(f"{name} {n}" for name, n in sorted(steps_taken.items()))
+        + f"; pipelines with an unresolved location: {unresolved}"
+    )
+    typer.echo(
+        f"ES took per list (ms, p50): recmatch {statistics.median(took['recmatch']):.0f} "
+        f"(all relaxation rounds), BM25 {statistics.median(took['bm25']):.0f}"
+    )
+    typer.echo("BM25 knows nothing of place; 'recmatch blind to place' is recmatch without the pipeline's locations")
+    ratio = statistics.fmean(scores["recmatch"]["nDCG@25"]) / statistics.fmean(scores["bm25"]["nDCG@25"])
+    verdict = "met" if ratio >= TARGET_RATIO else "MISSED"
+    typer.echo(f"target nDCG@25 >= {TARGET_RATIO}x BM25: {verdict} ({ratio:.2f}x)")
+    for ours_score, theirs_score, item, steps in sorted(per_pipeline, key=lambda row: row[0] - row[1])[:show]:
+        p = item.pipeline
+        typer.echo(f"  {ours_score:.2f} vs {theirs_score:.2f}  {item.code} {taxonomy.occupation(item.code).title!r} "
+                   f"← {p.title!r} @ {p.locations[0]} r={p.radius_km:g} remote={p.remote_ok} "
+                   f"skills={p.skills} steps={list(steps)}")
+
+
+app = typer.Typer(add_completion=False)
+app.command()(main)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,442 @@
+"""The query builder and the reasons it reads back: pure code, compared as dicts."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from recmatch.models import PipelineIn
+from recmatch.query import (
+    MAX_BOOST,
+    MIN_BOOST,
+    RELAXATION_STEPS,
+    LearnedBoosts,
+    applicable_steps,
+    baseline_query,
+    build_query,
+    widened_radius_km,
+)
+from recmatch.reasons import describe_hit
+from recmatch.taxonomy import Taxonomy
+from recmatch.understand import Understanding, understand
+
+SOFTWARE = "15-1252.00"
+WEB = "15-1254.00"
+QA = "15-1253.00"
+HOSTILE = 'a) OR b:* AND {"x": 1}'
+
+TAXONOMY = Taxonomy.from_dict({
+    "source": "test",
+    "credit": "",
+    "occupations": {
+        SOFTWARE: {
+            "title": "Software Developers",
+            "alt_titles": ["Software Engineer", "Backend Engineer"],
+            "skills": [["Python", 4.0], ["Kubernetes", 3.0]],
+            "related": [[WEB, 1], [QA, 3]],
+        },
+        WEB: {"title": "Web Developers", "alt_titles": ["Web Developer"], "skills": [], "related": [[SOFTWARE, 1]]},
+        QA: {"title": "Software Quality Assurance Analysts and Testers", "alt_titles": ["QA Engineer"],
+             "skills": [], "related": []},
+    },
+})
+
+
+def _understand(**fields: Any) -> Understanding:
+    return understand(pipeline=PipelineIn(**fields), taxonomy=TAXONOMY)
+
+
+def _walk(node: Any) -> Iterator[tuple[str, Any]]:
+    """Every (key, value) pair anywhere in a body."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield key, value
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _walk(item)
+
+
+def _names(body: dict[str, Any]) -> list[str]:
+    return [value for key, value in _walk(body) if key == "_name"]
+
+
+def _bool(body: dict[str, Any]) -> dict[str, Any]:
+    """The bool query under the ranking and (when there are locations) proximity function_scores."""
+    query = body["query"]["function_score"]["query"]
+    if "function_score" in query:
+        query = query["function_score"]["query"]
+    return query["bool"]
+
+
+def _named_clause(body: dict[str, Any], name: str) -> dict[str, Any]:
+    """The query object that carries this _name (the constant_score, term or geo_distance body)."""
+    found = [value for _, value in _walk(body) if isinstance(value, dict) and value.get("_name") == name]
+    assert len(found) == 1, (name, found)
+    return found[0]
+
+
+def _filter_kinds(body: dict[str, Any]) -> set[str]:
+    kinds = set()
+    for clause in _bool(body).get("filter", []):
+        text = json.dumps(clause)
+        kinds.add("location" if "location:" in text else "skills" if '"skills"' in text else "title")
+    return kinds
+
+
+BACKEND_AUSTIN = {"title": "Backend Engineer", "skills": ["Python", "Kubernetes", "Go"], "locations": ["Austin, TX"],
+                  "radius_km": 40}
+
+
+# -- shape -----------------------------------------------------------------------------------------------------------
+
+
+def test_body_asks_for_125_ranked_candidates_with_a_stable_order():
+    body = build_query(understanding=_understand(title="Backend Engineer"))
+    assert body["size"] == 125
+    assert body["track_total_hits"] == 125
+    assert body["sort"] == ["_score", {"candidate_id": "asc"}]
+    assert {"candidate_id", "title", "skills", "location", "open_to_remote"} <= set(body["_source"]["includes"])
+    ranking = body["query"]["function_score"]
+    assert (ranking["score_mode"], ranking["boost_mode"]) == ("multiply", "multiply")
+    json.dumps(body)  # plain JSON
+
+
+def test_size_outside_the_result_window_is_refused():
+    with pytest.raises(ValueError, match="size"):
+        build_query(understanding=_understand(title="Backend Engineer"), size=0)
+
+
+def test_title_only_pipeline_has_title_clauses_and_no_location_or_skill_filter():
+    body = build_query(understanding=_understand(title="Backend Engineer"))
+    assert _filter_kinds(body) == {"title"}
+    assert "function_score" not in body["query"]["function_score"]["query"]  # no proximity without places
+    assert set(_names(body)) == {
+        "title.exact", "title.words", "title.shingles", f"title.occupation:{SOFTWARE}", f"title.related:{WEB}",
+        f"title.related:{QA}", f"title.past_occupation:{SOFTWARE}", "title.past_words",
+    }
+
+
+def test_same_occupation_counts_by_confidence_and_related_ones_less():
+    understanding = _understand(title="Senior Backend Engineer")
+    body = build_query(understanding=understanding)
+    same = _named_clause(body, f"title.occupation:{SOFTWARE}")
+    related = _named_clause(body, f"title.related:{WEB}")
+    farther = _named_clause(body, f"title.related:{QA}")
+    past = _named_clause(body, f"title.past_occupation:{SOFTWARE}")
+    assert same["filter"] == {"term": {"occupation_codes": SOFTWARE}}
+    assert same["boost"] == pytest.approx(10 * understanding.occupations[0].confidence)
+    assert same["boost"] > related["boost"] > farther["boost"] > 0
+    assert same["boost"] > past["boost"] > 0
+
+
+def test_occupation_clauses_count_their_best_match_not_their_sum():
+    body = build_query(understanding=_understand(title="Backend Engineer"))
+    dis_max = [value for key, value in _walk(body) if key == "dis_max"]
+    occupation_names = {clause["constant_score"]["_name"] for clause in dis_max[0]["queries"]}
+    assert occupation_names == {f"title.occupation:{SOFTWARE}", f"title.related:{WEB}", f"title.related:{QA}"}
+
+
+def test_related_occupations_score_but_do_not_qualify_before_relaxation():
+    body = build_query(understanding=_understand(title="Backend Engineer"))
+    (title_filter,) = _bool(body)["filter"]
+    assert {"terms": {"occupation_codes": [SOFTWARE]}} in title_filter["bool"]["should"]
+
+
+def test_each_skill_is_one_named_clause_on_the_normalised_keyword():
+    body = build_query(understanding=_understand(**BACKEND_AUSTIN))
+    assert _named_clause(body, "skill:python") == {"value": "python", "boost": 0.4, "_name": "skill:python"}
+    assert {name for name in _names(body) if name.startswith("skill:")} == {"skill:python", "skill:kubernetes",
+                                                                            "skill:go"}
+
+
+def test_a_minimum_of_listed_skills_is_required_until_relaxed():
+    body = build_query(understanding=_understand(**BACKEND_AUSTIN))
+    (skill_filter,) = [c for c in _bool(body)["filter"] if "skills" in json.dumps(c)]
+    assert skill_filter == {"bool": {"should": [{"term": {"skills": "python"}}, {"term": {"skills": "kubernetes"}},
+                                                {"term": {"skills": "go"}}], "minimum_should_match": 1}}
+
+
+def test_city_pipeline_filters_within_the_radius_and_decays_with_distance():
+    understanding = _understand(**BACKEND_AUSTIN)
+    austin = understanding.locations[0]
+    body = build_query(understanding=understanding)
+    within = _named_clause(body, "location:0")
+    assert within == {"distance": "40km", "location.geo": {"lat": austin.lat, "lon": austin.lon}, "_name": "location:0"}
+    proximity = body["query"]["function_score"]["query"]["function_score"]
+    assert (proximity["score_mode"], proximity["boost_mode"]) == ("max", "multiply")
+    gauss = proximity["functions"][0]
+    assert gauss["filter"] == {"exists": {"field": "location.geo"}}
+    assert gauss["gauss"]["location.geo"]["origin"] == {"lat": austin.lat, "lon": austin.lon}
+    assert gauss["gauss"]["location.geo"]["offset"] == "40km"
+    assert proximity["functions"][-1] == {"weight": pytest.approx(proximity["functions"][-1]["weight"])}
+    assert 0 < proximity["functions"][-1]["weight"] < 1  # the floor: far away still ranks by title
+
+
+def test_remote_ok_lets_open_to_remote_candidates_through_the_location_filter():
+    body = build_query(understanding=_understand(**BACKEND_AUSTIN, remote_ok=True))
+    (location_filter,) = [c for c in _bool(body)["filter"] if "location:0" in json.dumps(c)]
+    assert location_filter["bool"]["minimum_should_match"] == 1
+    assert {"term": {"open_to_remote": {"value": True, "_name": "remote"}}} in location_filter["bool"]["should"]
+    functions = body["query"]["function_score"]["query"]["function_score"]["functions"]
+    assert {"filter": {"term": {"open_to_remote": True}}, "weight": 1.0} in functions
+
+
+def test_remote_without_places_only_prefers_open_to_remote_candidates():
+    body = build_query(understanding=_understand(title="Backend Engineer", locations=["Remote"]))
+    assert _filter_kinds(body) == {"title"}
+    assert _named_clause(body, "remote")["filter"] == {"term": {"open_to_remote": True}}
+
+
+def test_unresolved_location_adds_no_location_clause():
+    understanding = _understand(title="Backend Engineer", locations=["Atlantis of the Deep"])
+    body = build_query(understanding=understanding)
+    assert understanding.unresolved_locations == ("Atlantis of the Deep",)
+    assert not any(name.startswith("location:") for name in _names(body))
+    assert body == build_query(understanding=_understand(title="Backend Engineer"))
+
+
+def test_several_locations_each_qualify_and_the_nearest_sets_proximity():
+    body = build_query(understanding=_understand(title="Backend Engineer", locations=["Austin, TX", "London, UK"]))
+    assert {"location:0", "location:1"} <= set(_names(body))
+    proximity = body["query"]["function_score"]["query"]["function_score"]
+    assert proximity["score_mode"] == "max"
+    assert [f["gauss"]["location.geo"]["origin"]["lat"] > 40 for f in proximity["functions"] if "gauss" in f] == [
+        False, True
+    ]
+
+
+def test_country_location_filters_by_country_code():
+    body = build_query(understanding=_understand(title="Backend Engineer", locations=["Germany"]))
+    assert _named_clause(body, "location:0") == {"value": "DE", "_name": "location:0"}
+    functions = body["query"]["function_score"]["query"]["function_score"]["functions"]
+    assert {"filter": {"term": {"location.country": "DE"}}, "weight": 1.0} in functions
+
+
+# -- learned boosts and exclusions ---------------------------------------------------------------------------------
+
+
+def test_learned_boosts_become_filtered_weight_functions_that_multiply():
+    boosts = LearnedBoosts(
+        occupation_codes={WEB: 1.5}, skills={"K8s": 1.2}, companies={"Acme Pay": 1.3}, seniority={"senior": 1.1},
+        regions={"US-TX": 1.4, "GB": 1.2},
+    )
+    ranking = build_query(understanding=_understand(title="Backend Engineer"), boosts=boosts)["query"]["function_score"]
+    assert (ranking["score_mode"], ranking["boost_mode"]) == ("multiply", "multiply")
+    assert ranking["functions"] == [
+        {"filter": {"term": {"occupation_codes": WEB}}, "weight": 1.5},
+        {"filter": {"term": {"skills": "kubernetes"}}, "weight": 1.2},
+        {"filter": {"term": {"company.keyword": "Acme Pay"}}, "weight": 1.3},
+        {"filter": {"term": {"seniority": "senior"}}, "weight": 1.1},
+        {"filter": {"bool": {"filter": [{"term": {"location.country": "GB"}}]}}, "weight": 1.2},
+        {"filter": {"bool": {"filter": [{"term": {"location.country": "US"}}, {"term": {"location.region": "TX"}}]}},
+         "weight": 1.4},
+    ]
+
+
+def test_a_negative_signal_multiplies_by_a_factor_below_one_and_nothing_goes_negative():
+    boosts = LearnedBoosts(companies={"Globex": 0.6}, seniority={"junior": -3.0}, skills={"python": 9.0})
+    body = build_query(understanding=_understand(**BACKEND_AUSTIN), boosts=boosts)
+    functions = body["query"]["function_score"]["functions"]
+    assert {"filter": {"term": {"company.keyword": "Globex"}}, "weight": 0.6} in functions
+    assert {"filter": {"term": {"seniority": "junior"}}, "weight": MIN_BOOST} in functions  # clamped
+    assert {"filter": {"term": {"skills": "python"}}, "weight": MAX_BOOST} in functions  # clamped
+    weights = [value for key, value in _walk(body) if key == "weight"]
+    boosts_in_body = [value for key, value in _walk(body) if key == "boost"]
+    assert weights and all(weight > 0 for weight in weights)
+    assert boosts_in_body and all(boost >= 0 for boost in boosts_in_body)
+
+
+def test_neutral_learned_boosts_add_no_function():
+    boosts = LearnedBoosts(skills={"python": 1.0}, regions={"": 1.5})
+    body = build_query(understanding=_understand(title="Backend Engineer"), boosts=boosts)
+    assert body["query"]["function_score"]["functions"] == []
+
+
+def test_learned_boosts_round_trip_through_a_dict():
+    boosts = LearnedBoosts(occupation_codes={WEB: 1.5}, companies={"Globex": 0.6})
+    assert LearnedBoosts.from_dict(json.loads(json.dumps(boosts.to_dict()))) == boosts
+
+
+def test_excluded_candidates_are_in_must_not():
+    body = build_query(understanding=_understand(title="Backend Engineer"), exclude_ids={"c-2", "c-1"})
+    assert _bool(body)["must_not"] == [{"terms": {"candidate_id": ["c-1", "c-2"]}}]
+    assert "must_not" not in _bool(build_query(understanding=_understand(title="Backend Engineer")))
+
+
+# -- relaxation ----------------------------------------------------------------------------------------------------
+
+
+def _without(body: dict[str, Any], kind: str) -> dict[str, Any]:
+    stripped = copy.deepcopy(body)
+    bool_query = _bool(stripped)
+    bool_query["filter"] = [c for c in bool_query["filter"] if kind not in _filter_kinds_of(c)]
+    return stripped
+
+
+def _filter_kinds_of(clause: dict[str, Any]) -> set[str]:
+    text = json.dumps(clause)
+    return {"location" if "location:" in text else "skills" if '"skills"' in text else "title"}
+
+
+def test_relaxation_steps_are_the_documented_ones_in_order():
+    assert RELAXATION_STEPS == ("wider_radius", "related_titles", "fewer_skills", "any_location")
+
+
+def test_wider_radius_widens_only_the_location_filter():
+    understanding = _understand(**BACKEND_AUSTIN)
+    strict = build_query(understanding=understanding)
+    relaxed = build_query(understanding=understanding, relax=["wider_radius"])
+    assert _named_clause(relaxed, "location:0")["distance"] == "120km"
+    assert widened_radius_km(40) == 120 and widened_radius_km(400) == 500 and widened_radius_km(500) == 500
+    _named_clause(relaxed, "location:0")["distance"] = "40km"
+    assert relaxed == strict  # the decay keeps the pipeline's radius
+
+
+def test_related_titles_lets_related_occupations_qualify_and_changes_nothing_else():
+    understanding = _understand(**BACKEND_AUSTIN)
+    strict = build_query(understanding=understanding)
+    relaxed = build_query(understanding=understanding, relax=["related_titles"])
+    (title_filter,) = [c for c in _bool(relaxed)["filter"] if _filter_kinds_of(c) == {"title"}]
+    assert {"terms": {"occupation_codes": sorted([SOFTWARE, WEB, QA])}} in title_filter["bool"]["should"]
+    assert _without(relaxed, "title") == _without(strict, "title")
+
+
+def test_fewer_skills_drops_only_the_skill_requirement():
+    understanding = _understand(**BACKEND_AUSTIN)
+    strict = build_query(understanding=understanding)
+    relaxed = build_query(understanding=understanding, relax=["fewer_skills"])
+    assert _filter_kinds(relaxed) == {"title", "location"}
+    assert relaxed == _without(strict, "skills")
+    assert "skill:python" in _names(relaxed)  # skills still score
+
+
+def test_any_location_drops_the_filter_and_keeps_the_decay():
+    understanding = _understand(**BACKEND_AUSTIN)
+    strict = build_query(understanding=understanding)
+    relaxed = build_query(understanding=understanding, relax=["any_location"])
+    assert _filter_kinds(relaxed) == {"title", "skills"}
+    assert relaxed == _without(strict, "location")
+    assert "gauss" in json.dumps(relaxed["query"]["function_score"]["query"]["function_score"]["functions"])
+
+
+def test_all_steps_together_leave_only_the_loosened_title_filter():
+    body = build_query(understanding=_understand(**BACKEND_AUSTIN), relax=RELAXATION_STEPS)
+    assert _filter_kinds(body) == {"title"}
+
+
+def test_applicable_steps_skip_what_would_change_nothing():
+    assert applicable_steps(_understand(**BACKEND_AUSTIN)) == RELAXATION_STEPS
+    assert applicable_steps(_understand(title="Backend Engineer")) == ("related_titles",)
+    assert applicable_steps(_understand(title="Zzyzx Wrangler", locations=["Germany"])) == ("any_location",)
+    assert applicable_steps(_understand(title="QA Engineer", locations=["Austin, TX"], radius_km=500)) == (
+        "any_location",
+    )
+
+
+def test_unknown_relaxation_step_is_refused():
+    with pytest.raises(ValueError, match="unknown relaxation steps"):
+        build_query(understanding=_understand(title="Backend Engineer"), relax=["anything_goes"])  # type: ignore[list-item]
+
+
+# -- purity and safety ---------------------------------------------------------------------------------------------
+
+
+def test_inputs_are_not_mutated_and_each_body_is_fresh():
+    understanding = _understand(**BACKEND_AUSTIN, remote_ok=True)
+    boosts = LearnedBoosts(companies={"Globex": 0.6}, regions={"US-TX": 1.2})
+    exclude = ["c-9", "c-1"]
+    relax = ["wider_radius", "fewer_skills"]
+    before = (understanding.to_dict(), boosts.to_dict(), list(exclude), list(relax))
+    first = build_query(understanding=understanding, boosts=boosts, exclude_ids=exclude, relax=relax)  # type: ignore[arg-type]
+    pristine = copy.deepcopy(first)
+    second = build_query(understanding=understanding, boosts=boosts, exclude_ids=exclude, relax=relax)  # type: ignore[arg-type]
+    assert (understanding.to_dict(), boosts.to_dict(), exclude, relax) == before
+    assert first == second
+    for key, value in _walk(first):
+        if isinstance(value, list):
+            value.clear()
+    assert second == pristine
+
+
+@pytest.mark.parametrize("relax", [(), RELAXATION_STEPS])
+def test_hostile_input_never_reaches_a_query_string_parser(relax):
+    understanding = _understand(
+        title=HOSTILE, skills=["*:*", 'python" OR 1=1', "title:(x)"], locations=[HOSTILE, "Austin, TX"],
+        remote_ok=True,
+    )
+    body = build_query(understanding=understanding, relax=relax, exclude_ids=["*"])
+    keys = {key for key, _ in _walk(body)}
+    assert not keys & {"query_string", "simple_query_string", "script", "script_score", "regexp", "wildcard",
+                       "prefix", "fuzzy"}
+    text_queries = [value for key, value in _walk(body) if key in ("match", "term", "terms", "multi_match")]
+    assert text_queries
+
+
+def test_baseline_is_a_plain_bm25_multi_match():
+    body = baseline_query(title="Backend Engineer", skills=["Python", "Go"], size=25)
+    assert body["query"] == {
+        "multi_match": {"query": "Backend Engineer Python Go", "fields": ["title", "headline", "skills_text"]}
+    }
+    assert body["size"] == 25
+
+
+# -- reasons ---------------------------------------------------------------------------------------------------------
+
+
+def _hit(matched: Any, **source: Any) -> dict[str, Any]:
+    return {"_source": {"candidate_id": "c-1", **source}, "matched_queries": matched}
+
+
+def test_hit_reasons_name_title_occupation_skills_and_distance():
+    understanding = _understand(**BACKEND_AUSTIN)
+    hit = _hit(
+        [f"title.occupation:{SOFTWARE}", "title.words", "skill:kubernetes", "skill:python", "location:0"],
+        title="Senior Backend Engineer",
+        location={"name": "Round Rock, TX", "geo": {"lat": 30.5083, "lon": -97.6789}},
+    )
+    explanation = describe_hit(understanding=understanding, hit=hit)
+    assert explanation.reasons == (
+        "title: Senior Backend Engineer ~ Software Developers",
+        "skills: Python, Kubernetes",
+        "28 km from Austin",
+    )
+    assert explanation.matched_skills == ("Python", "Kubernetes")
+    assert explanation.distance_km == pytest.approx(28, abs=1.0)
+    assert explanation.nearest_location == "Austin"
+
+
+def test_hit_reasons_name_a_related_title_and_remote():
+    understanding = _understand(**BACKEND_AUSTIN, remote_ok=True)
+    hit = _hit({f"title.related:{WEB}": 5.0, "remote": 0.0}, title="Web Developer", open_to_remote=True,
+               location={"geo": [-0.1276, 51.5072]})
+    explanation = describe_hit(understanding=understanding, hit=hit)
+    assert explanation.reasons[0] == "related title: Web Developers"
+    assert explanation.reasons[-1] == "open to remote"
+    assert explanation.distance_km is not None and explanation.distance_km > 7000
+
+
+def test_hit_without_coordinates_has_no_distance():
+    understanding = _understand(title="Backend Engineer", locations=["Germany"])
+    explanation = describe_hit(understanding=understanding, hit=_hit(["title.exact", "location:0"],
+                                                                      title="Backend Engineer"))
+    assert explanation.reasons == ("title: Backend Engineer", "in Germany")
+    assert explanation.distance_km is None and explanation.matched_skills == ()
+
+
+def test_hit_inside_a_region_is_in_it_rather_than_far_from_its_centre():
+    understanding = _understand(title="Backend Engineer", locations=["Austin, TX", "Texas"])
+    hit = _hit(["title.exact", "location:1"], title="Backend Engineer",
+               location={"geo": {"lat": 29.7604, "lon": -95.3698}})  # Houston
+    explanation = describe_hit(understanding=understanding, hit=hit)
+    assert explanation.reasons == ("title: Backend Engineer", "in Texas")
+    assert explanation.nearest_location == "Texas"
+
+
+def test_hit_with_nothing_matched_has_no_reasons():
+    explanation = describe_hit(understanding=_understand(title="Backend Engineer"), hit={"_source": {}})
+    assert explanation.reasons == () and explanation.distance_km is None
