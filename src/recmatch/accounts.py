@@ -1,0 +1,188 @@
+"""Tenants, seats, API keys, licenses and the feature gate of Recommended Matches."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from elasticsearch import AsyncElasticsearch
+from pydantic import BaseModel, Field, SecretStr
+
+from recmatch.errors import InvalidInput, NotAuthenticated, NotFound, NotPermitted
+from recmatch.es import IndexNames, map_es_errors
+
+KEY_PREFIX = "rm_"
+
+
+class License(StrEnum):
+    recruiter = "recruiter"
+    hiring_collaborator = "hiring_collaborator"
+    admin = "admin"
+
+
+class LicenseNotEligible(NotPermitted):
+    """The seat's license does not include Recommended Matches."""
+
+
+class FeatureNotEnabled(NotPermitted):
+    """The tenant's CRM integration is off, or its CRM does not support Recommended Matches."""
+
+
+class Tenant(BaseModel):
+    tenant_id: str
+    name: str
+    crm_provider: str
+    integration_enabled: bool = True
+    crm_supports_matches: bool = True
+    webhook_url: str | None = None
+    messaging_webhook_url: str | None = None
+    webhook_secret: SecretStr = Field(default_factory=lambda: SecretStr(secrets.token_urlsafe(32)))
+    crm_origins: list[str] = Field(default_factory=list)
+
+    @property
+    def matches_enabled(self) -> bool:
+        return self.integration_enabled and self.crm_supports_matches
+
+
+class Seat(BaseModel):
+    seat_id: str
+    tenant_id: str
+    email: str
+    license: License
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a seat of a tenant."""
+
+    tenant: Tenant
+    seat: Seat
+
+    @property
+    def is_admin(self) -> bool:
+        return self.seat.license is License.admin
+
+
+def hash_key(api_key: str) -> str:
+    """The stored form of an API key (keys are random 256-bit tokens, so a plain SHA-256 suffices)."""
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def _tenant_doc(tenant: Tenant) -> dict[str, Any]:
+    return {
+        "kind": "tenant",
+        **tenant.model_dump(exclude={"webhook_secret"}),
+        "webhook_secret": tenant.webhook_secret.get_secret_value(),
+        "created_at": datetime.now(UTC).isoformat(),
+    }
+
+
+async def create_tenant(
+    *,
+    es: AsyncElasticsearch,
+    names: IndexNames,
+    name: str,
+    crm_provider: str,
+    integration_enabled: bool = True,
+    crm_supports_matches: bool = True,
+    webhook_url: str | None = None,
+    messaging_webhook_url: str | None = None,
+    crm_origins: list[str] | None = None,
+    tenant_id: str | None = None,
+) -> Tenant:
+    """Store a new tenant; its webhook secret is generated here."""
+    for origin in crm_origins or []:
+        if not origin.startswith(("https://", "http://")) or origin.count("/") != 2:
+            raise InvalidInput(f"crm_origins: {origin!r} is not an origin like https://crm.example.com")
+    tenant = Tenant(
+        tenant_id=tenant_id or f"t-{uuid.uuid4().hex[:12]}",
+        name=name,
+        crm_provider=crm_provider,
+        integration_enabled=integration_enabled,
+        crm_supports_matches=crm_supports_matches,
+        webhook_url=webhook_url,
+        messaging_webhook_url=messaging_webhook_url,
+        crm_origins=crm_origins or [],
+    )
+    with map_es_errors("creating a tenant"):
+        await es.index(index=names.index("accounts"), id=f"tenant:{tenant.tenant_id}", document=_tenant_doc(tenant),
+                       refresh="wait_for")
+    return tenant
+
+
+async def update_tenant(*, es: AsyncElasticsearch, names: IndexNames, tenant_id: str, **changes: Any) -> Tenant:
+    """Change a tenant's flags or endpoints."""
+    tenant = await get_tenant(es=es, names=names, tenant_id=tenant_id)
+    tenant = tenant.model_copy(update=changes)
+    with map_es_errors("updating a tenant"):
+        await es.index(index=names.index("accounts"), id=f"tenant:{tenant_id}", document=_tenant_doc(tenant),
+                       refresh="wait_for")
+    return tenant
+
+
+async def get_tenant(*, es: AsyncElasticsearch, names: IndexNames, tenant_id: str) -> Tenant:
+    with map_es_errors("reading a tenant"):
+        found = await es.options(ignore_status=404).get(index=names.index("accounts"), id=f"tenant:{tenant_id}")
+    if not found.get("found"):
+        raise NotFound(f"no tenant {tenant_id!r}")
+    return Tenant.model_validate(found["_source"])
+
+
+async def create_seat(
+    *, es: AsyncElasticsearch, names: IndexNames, tenant_id: str, email: str, license: License
+) -> tuple[Seat, str]:
+    """Store a new seat and return it with its API key, which is shown once and stored only as a hash."""
+    await get_tenant(es=es, names=names, tenant_id=tenant_id)
+    seat = Seat(seat_id=f"s-{uuid.uuid4().hex[:12]}", tenant_id=tenant_id, email=email.lower(), license=license)
+    api_key = KEY_PREFIX + secrets.token_urlsafe(32)
+    key_hash = hash_key(api_key)
+    now = datetime.now(UTC).isoformat()
+    with map_es_errors("creating a seat"):
+        await es.index(index=names.index("accounts"), id=f"seat:{seat.seat_id}",
+                       document={"kind": "seat", **seat.model_dump(), "key_hash": key_hash, "created_at": now})
+        await es.index(index=names.index("accounts"), id=f"key:{key_hash}",
+                       document={"kind": "key", "seat_id": seat.seat_id, "tenant_id": tenant_id, "created_at": now},
+                       refresh="wait_for")
+    return seat, api_key
+
+
+async def authenticate(*, es: AsyncElasticsearch, names: IndexNames, api_key: str | None) -> Principal:
+    """The seat and tenant behind an API key, or NotAuthenticated."""
+    if not api_key:
+        raise NotAuthenticated("missing API key: send Authorization: Bearer <key>")
+    index = names.index("accounts")
+    with map_es_errors("checking the API key"):
+        key = await es.options(ignore_status=404).get(index=index, id=f"key:{hash_key(api_key)}")
+        if not key.get("found") or key["_source"].get("disabled"):
+            raise NotAuthenticated("unknown or revoked API key")
+        docs = (await es.mget(index=index, ids=[f"seat:{key['_source']['seat_id']}",
+                                                f"tenant:{key['_source']['tenant_id']}"]))["docs"]
+    if not all(doc.get("found") for doc in docs):
+        raise NotAuthenticated("the API key's seat or tenant no longer exists")
+    return Principal(tenant=Tenant.model_validate(docs[1]["_source"]), seat=Seat.model_validate(docs[0]["_source"]))
+
+
+def require_matches(principal: Principal) -> Principal:
+    """Recommended Matches only for eligible licenses of tenants whose CRM integration supports it."""
+    if principal.seat.license is License.hiring_collaborator:
+        raise LicenseNotEligible(
+            "Recommended Matches is not part of the Hiring Collaborator license; ask an admin for a recruiter seat"
+        )
+    if not principal.tenant.integration_enabled:
+        raise FeatureNotEnabled("the CRM integration of this tenant is turned off; an admin can turn it on")
+    if not principal.tenant.crm_supports_matches:
+        raise FeatureNotEnabled(
+            f"the CRM {principal.tenant.crm_provider!r} does not support Recommended Matches for this tenant"
+        )
+    return principal
+
+
+def require_admin(principal: Principal) -> Principal:
+    if not principal.is_admin:
+        raise NotPermitted("this call needs an admin seat")
+    return principal

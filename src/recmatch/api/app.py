@@ -1,0 +1,64 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from recmatch.api.errors import install_error_handlers
+from recmatch.api.routes import account, admin, health
+from recmatch.api.routes import pipelines as pipeline_routes
+from recmatch.config import Settings, get_settings
+from recmatch.errors import SearchUnavailable
+from recmatch.es import IndexNames, check_server_version, ensure_indices, make_async_client, make_client
+from recmatch.indexing import ensure_candidates_alias
+from recmatch.taxonomy import Taxonomy
+
+log = logging.getLogger("recmatch.api")
+
+DESCRIPTION = """
+Recommended Matches for recruiting CRMs: sync a talent pipeline, get up to 125 ranked candidates with the
+reasons they match. Every call takes `Authorization: Bearer <seat API key>`. Errors are one shape:
+`{"type": "<ErrorName>", "detail": "<human sentence>"}`; 503 answers carry `Retry-After`.
+"""
+
+
+def prepare_cluster(settings: Settings) -> None:
+    """Check the server's major version and create missing indices (synchronous: runs once at start)."""
+    es = make_client(settings)
+    try:
+        check_server_version(es)
+        ensure_indices(es, IndexNames(settings.index_prefix))
+        ensure_candidates_alias(es, settings)
+    finally:
+        es.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await asyncio.to_thread(prepare_cluster, settings)
+        except SearchUnavailable as exc:  # serve anyway: readiness says not ready, calls answer 503
+            log.warning("Elasticsearch is not reachable at start: %s", exc.detail)
+        app.state.settings = settings
+        app.state.taxonomy = await asyncio.to_thread(Taxonomy.load, settings.taxonomy_path)
+        app.state.es = make_async_client(settings)
+        app.state.sync_es = make_client(settings)
+        try:
+            yield
+        finally:
+            await app.state.es.close()
+            app.state.sync_es.close()
+
+    app = FastAPI(title="recmatch", version="1", description=DESCRIPTION, lifespan=lifespan)
+    install_error_handlers(app)
+    for router in (health.router, account.router, pipeline_routes.router, admin.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,1 @@
+"""Route modules: thin parse → service call → shape."""

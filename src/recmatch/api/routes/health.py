@@ -1,0 +1,29 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from recmatch.api.deps import EsDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(es: EsDep) -> JSONResponse:
+    """Elasticsearch answers with at least yellow health."""
+    try:
+        health = await es.options(request_timeout=3, max_retries=0).cluster.health()
+    except Exception as exc:  # any failure to reach the cluster means "not ready"
+        return JSONResponse({"status": "unavailable", "detail": f"Elasticsearch: {exc}"}, status_code=503,
+                            headers={"Retry-After": "5"})
+    ready = health["status"] in ("green", "yellow")
+    return JSONResponse({"status": "ready" if ready else "unavailable", "elasticsearch": health["status"]},
+                        status_code=200 if ready else 503)

@@ -1,0 +1,97 @@
+"""Pipelines synced by the CRM, and their Recommended Matches."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel, Field
+
+from recmatch import matches, pipelines
+from recmatch.api.deps import EsDep, MatchesPrincipalDep, NamesDep, TaxonomyDep, TodayDep
+from recmatch.api.errors import Problem, responses
+from recmatch.errors import RecmatchError
+from recmatch.models import PipelineId, PipelineIn
+
+router = APIRouter(prefix="/v1", tags=["pipelines"])
+PipelinePath = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:\-]{1,128}$", description="the CRM's pipeline id")]
+GATED = responses(401, 403, 404, 422, 503)
+
+
+@router.put("/pipelines/{crm_pipeline_id}", response_model=pipelines.PipelineView, responses=GATED,
+            summary="Sync a pipeline from the CRM")
+async def put_pipeline(
+    crm_pipeline_id: PipelinePath, pipeline: PipelineIn, response: Response,
+    es: EsDep, names: NamesDep, principal: MatchesPrincipalDep, taxonomy: TaxonomyDep,
+) -> pipelines.PipelineView:
+    """Create or update a pipeline. The version grows when a field that drives ranking changes."""
+    stored, created = await pipelines.put_pipeline(
+        es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id, pipeline=pipeline, taxonomy=taxonomy
+    )
+    response.status_code = 201 if created else 200
+    return pipelines.PipelineView.of(stored)
+
+
+class BatchItem(PipelineIn):
+    crm_pipeline_id: PipelineId
+
+
+class BatchIn(BaseModel):
+    pipelines: list[BatchItem] = Field(min_length=1, max_length=100, description="1 to 100 pipelines")
+
+
+class BatchResult(BaseModel):
+    crm_pipeline_id: str
+    status: Literal["created", "updated", "error"]
+    pipeline: pipelines.PipelineView | None = None
+    error: Problem | None = None
+
+
+class BatchOut(BaseModel):
+    results: list[BatchResult]
+
+
+@router.post("/pipelines:batch", response_model=BatchOut, responses=GATED, summary="Sync up to 100 pipelines")
+async def put_pipelines(
+    batch: BatchIn, es: EsDep, names: NamesDep, principal: MatchesPrincipalDep, taxonomy: TaxonomyDep
+) -> BatchOut:
+    """Each pipeline succeeds or fails on its own; the answer lists one result per pipeline, in order."""
+    results = []
+    for item in batch.pipelines:
+        try:
+            stored, created = await pipelines.put_pipeline(
+                es=es, names=names, principal=principal, crm_pipeline_id=item.crm_pipeline_id,
+                pipeline=PipelineIn.model_validate(item.model_dump(exclude={"crm_pipeline_id"})), taxonomy=taxonomy,
+            )
+            results.append(BatchResult(crm_pipeline_id=item.crm_pipeline_id, status="created" if created else "updated",
+                                       pipeline=pipelines.PipelineView.of(stored)))
+        except RecmatchError as exc:
+            results.append(BatchResult(crm_pipeline_id=item.crm_pipeline_id, status="error",
+                                       error=Problem(type=exc.type, detail=exc.detail)))
+    return BatchOut(results=results)
+
+
+@router.get("/pipelines/{crm_pipeline_id}", response_model=pipelines.PipelineView, responses=GATED,
+            summary="A pipeline as stored")
+async def get_pipeline(
+    crm_pipeline_id: PipelinePath, es: EsDep, names: NamesDep, principal: MatchesPrincipalDep
+) -> pipelines.PipelineView:
+    stored = await pipelines.get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id)
+    return pipelines.PipelineView.of(stored)
+
+
+@router.get("/pipelines/{crm_pipeline_id}/matches", response_model=matches.MatchesPage, responses=GATED,
+            summary="Recommended Matches: up to 125 ranked candidates")
+async def get_matches(
+    crm_pipeline_id: PipelinePath, es: EsDep, names: NamesDep, principal: MatchesPrincipalDep, today: TodayDep,
+    page: Annotated[int, Query(ge=1, le=125, description="1-based page")] = 1,
+    page_size: Annotated[int, Query(ge=1, le=125, description="candidates a page")] = 25,
+    snapshot: Annotated[str | None, Query(max_length=64, pattern=r"^v\d+-\d{8}-l\d+$",
+                                          description="page within this snapshot")] = None,
+    explain: Annotated[bool, Query(description="add the exact search body (paste into Kibana Dev Tools)")] = False,
+) -> matches.MatchesPage:
+    """Pages of one list that stays the same for the day unless the pipeline's ranking fields change."""
+    return await matches.list_matches(
+        es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id, today=today,
+        page=page, page_size=page_size, snapshot=snapshot, explain=explain,
+    )

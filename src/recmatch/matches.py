@@ -1,0 +1,292 @@
+"""The list of Recommended Matches: run the query, relax it, explain hits, keep daily snapshots for stable paging."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import elasticsearch
+from elasticsearch import AsyncElasticsearch
+from elasticsearch.helpers import async_scan
+from pydantic import BaseModel, Field
+
+from recmatch.accounts import Principal
+from recmatch.errors import InvalidInput, NotFound, RecmatchError
+from recmatch.es import IndexNames, map_es_errors
+from recmatch.pipelines import StoredPipeline, get_pipeline, pipeline_doc_id, touch_pipeline
+from recmatch.query import applicable_steps, build_query
+from recmatch.reasons import describe_hit
+
+LIST_SIZE = 125
+DISPLAY_FIELDS = [
+    "candidate_id", "name", "headline", "title", "company", "location.name", "open_to_remote", "open_to_work",
+    "allow_export", "profile_url", "years_experience", "seniority",
+]
+
+
+class SnapshotEntry(BaseModel):
+    candidate_id: str
+    score: float
+    reasons: list[str]
+    matched_skills: list[str]
+    distance_km: float | None
+    new: bool
+
+
+class Snapshot(BaseModel):
+    """The ranked list of one pipeline version, on one day, with one learning version."""
+
+    tenant_id: str
+    crm_pipeline_id: str
+    snapshot: str
+    pipeline_version: int
+    learning_version: int
+    day: date
+    created_at: datetime
+    total: int
+    relaxation: list[str]
+    candidate_ids: list[str]
+    entries: list[SnapshotEntry]
+    unresolved_locations: list[str]
+    query: dict[str, Any]
+
+
+class MatchCandidate(BaseModel):
+    """One recommended candidate, as the widget and the CRM show it."""
+
+    rank: int = Field(description="1-based position in the list")
+    candidate_id: str
+    name: str
+    headline: str | None = None
+    title: str
+    company: str | None = None
+    location: str | None = None
+    distance_km: float | None = Field(default=None, description="to the nearest pipeline location")
+    open_to_remote: bool = False
+    allow_export: bool = False
+    profile_url: str | None = None
+    score: float
+    reasons: list[str] = Field(description="why this candidate matches, in plain words")
+    matched_skills: list[str]
+    new: bool = Field(description="not in the previous day's list")
+    status: str | None = Field(default=None, description="what was done to this candidate for this pipeline")
+
+
+class MatchesPage(BaseModel):
+    crm_pipeline_id: str
+    pipeline_version: int
+    snapshot: str = Field(description="pass it back as ?snapshot= to page without reshuffling")
+    day: date
+    page: int
+    page_size: int
+    pages: int
+    total: int = Field(description=f"candidates in the list, at most {LIST_SIZE}")
+    relaxation: list[str] = Field(description="relaxation steps taken because fewer than 125 qualified")
+    unresolved_locations: list[str] = Field(description="pipeline locations recmatch could not place on a map")
+    candidates: list[MatchCandidate]
+    query: dict[str, Any] | None = Field(default=None, description="the exact search body (explain=true)")
+
+
+def snapshot_key(pipeline: StoredPipeline, day: date) -> str:
+    """Pipeline version + day + learning version: the same key means the same list."""
+    return f"v{pipeline.version}-{day:%Y%m%d}-l{pipeline.learning_version}"
+
+
+def check_page(page: int, page_size: int) -> None:
+    if page < 1:
+        raise InvalidInput("page: must be 1 or more")
+    if not 1 <= page_size <= LIST_SIZE:
+        raise InvalidInput(f"page_size: must be between 1 and {LIST_SIZE}")
+    if (page - 1) * page_size >= LIST_SIZE:
+        raise InvalidInput(f"page: the list holds at most {LIST_SIZE} candidates, so at most "
+                           f"{-(-LIST_SIZE // page_size)} pages of {page_size}")
+
+
+async def list_matches(
+    *,
+    es: AsyncElasticsearch,
+    names: IndexNames,
+    principal: Principal,
+    crm_pipeline_id: str,
+    today: date,
+    page: int = 1,
+    page_size: int = 25,
+    snapshot: str | None = None,
+    explain: bool = False,
+) -> MatchesPage:
+    """One page of a pipeline's list; the first read of a day (or of a new version) computes a snapshot."""
+    check_page(page, page_size)
+    pipeline = await get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id)
+    current = snapshot_key(pipeline, today)
+    found = await load_snapshot(es=es, names=names, pipeline=pipeline, key=snapshot or current)
+    if found is None:
+        if snapshot is not None and snapshot != current:
+            raise NotFound(f"snapshot {snapshot!r} is no longer kept; ask without it for the current list")
+        found = await compute_snapshot(es=es, names=names, pipeline=pipeline, day=today)
+    await touch_pipeline(es=es, names=names, pipeline=pipeline)
+    entries = await _still_listed(es=es, names=names, snapshot=found)
+    start = (page - 1) * page_size
+    return MatchesPage(
+        crm_pipeline_id=crm_pipeline_id,
+        pipeline_version=found.pipeline_version,
+        snapshot=found.snapshot,
+        day=found.day,
+        page=page,
+        page_size=page_size,
+        pages=-(-len(entries) // page_size),
+        total=len(entries),
+        relaxation=found.relaxation,
+        unresolved_locations=found.unresolved_locations,
+        candidates=entries[start : start + page_size],
+        query=found.query if explain else None,
+    )
+
+
+async def load_snapshot(
+    *, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline, key: str
+) -> Snapshot | None:
+    with map_es_errors("reading a snapshot"):
+        found = await es.options(ignore_status=404).get(
+            index=names.index("snapshots"), id=_snapshot_id(pipeline, key)
+        )
+    return Snapshot.model_validate(found["_source"]) if found.get("found") else None
+
+
+def _snapshot_id(pipeline: StoredPipeline, key: str) -> str:
+    return f"{pipeline_doc_id(pipeline.tenant_id, pipeline.crm_pipeline_id)}:{key}"
+
+
+async def compute_snapshot(
+    *, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline, day: date
+) -> Snapshot:
+    """Rank now, relaxing step by step until 125 qualify, and store the list for the day."""
+    understanding = pipeline.understanding
+    body = build_query(understanding=understanding, size=LIST_SIZE)
+    relax: list[str] = []
+    with map_es_errors("ranking candidates"):
+        response = await es.search(index=names.candidates, body=body)
+        steps = applicable_steps(understanding)
+        if response["hits"]["total"]["value"] < LIST_SIZE and steps:
+            # Too few qualify: try every relaxation level in one round trip, keep the first that fills the list.
+            levels = [steps[: i + 1] for i in range(len(steps))]
+            bodies = [build_query(understanding=understanding, relax=level, size=LIST_SIZE) for level in levels]
+            searches = [part for level_body in bodies for part in ({"index": names.candidates}, level_body)]
+            responses = (await es.msearch(searches=searches))["responses"]
+            for level, level_body, level_response in zip(levels, bodies, responses, strict=True):
+                if "error" in level_response:
+                    raise RecmatchError(f"ranking failed at relaxation {level[-1]}: {level_response['error']}")
+                relax, body, response = list(level), level_body, level_response
+                if level_response["hits"]["total"]["value"] >= LIST_SIZE:
+                    break
+    previous = await _previous_day_ids(es=es, names=names, pipeline=pipeline, day=day)
+    entries = []
+    for hit in response["hits"]["hits"]:
+        explanation = describe_hit(understanding=understanding, hit=hit)
+        entries.append(
+            SnapshotEntry(
+                candidate_id=hit["_id"],
+                score=round(hit["_score"] or 0.0, 4),
+                reasons=list(explanation.reasons),
+                matched_skills=list(explanation.matched_skills),
+                distance_km=explanation.distance_km,
+                new=previous is not None and hit["_id"] not in previous,
+            )
+        )
+    snapshot = Snapshot(
+        tenant_id=pipeline.tenant_id,
+        crm_pipeline_id=pipeline.crm_pipeline_id,
+        snapshot=snapshot_key(pipeline, day),
+        pipeline_version=pipeline.version,
+        learning_version=pipeline.learning_version,
+        day=day,
+        created_at=datetime.now(UTC),
+        total=len(entries),
+        relaxation=relax,
+        candidate_ids=[entry.candidate_id for entry in entries],
+        entries=entries,
+        unresolved_locations=list(understanding.unresolved_locations),
+        query=body,
+    )
+    try:
+        with map_es_errors("storing a snapshot"):
+            await es.index(index=names.index("snapshots"), id=_snapshot_id(pipeline, snapshot.snapshot),
+                           document=snapshot.model_dump(mode="json"), op_type="create")
+    except elasticsearch.ConflictError:
+        # Another request computed the same snapshot a moment ago: serve that one, so pages agree.
+        stored = await load_snapshot(es=es, names=names, pipeline=pipeline, key=snapshot.snapshot)
+        if stored is not None:
+            return stored
+    return snapshot
+
+
+async def _previous_day_ids(
+    *, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline, day: date
+) -> set[str] | None:
+    """Candidate ids of the latest list shown before DAY; None when there was none."""
+    with map_es_errors("reading yesterday's list"):
+        response = await es.search(
+            index=names.index("snapshots"),
+            query={"bool": {"filter": [
+                {"term": {"tenant_id": pipeline.tenant_id}},
+                {"term": {"crm_pipeline_id": pipeline.crm_pipeline_id}},
+                {"range": {"day": {"lt": day.isoformat()}}},
+            ]}},
+            sort=[{"day": "desc"}, {"created_at": "desc"}],
+            size=1,
+            source=["candidate_ids"],
+        )
+    hits = response["hits"]["hits"]
+    return set(hits[0]["_source"]["candidate_ids"]) if hits else None
+
+
+async def _still_listed(*, es: AsyncElasticsearch, names: IndexNames, snapshot: Snapshot) -> list[MatchCandidate]:
+    """The snapshot's candidates as they are now: erased or removed ones are gone at once."""
+    if not snapshot.candidate_ids:
+        return []
+    with map_es_errors("reading candidates"):
+        docs = (await es.mget(index=names.candidates, ids=snapshot.candidate_ids, source=DISPLAY_FIELDS))["docs"]
+    current = {doc["_id"]: doc["_source"] for doc in docs if doc.get("found")}
+    listed = []
+    for entry in snapshot.entries:
+        source = current.get(entry.candidate_id)
+        if source is None:
+            continue
+        listed.append(
+            MatchCandidate(
+                rank=len(listed) + 1,
+                candidate_id=entry.candidate_id,
+                name=source["name"],
+                headline=source.get("headline"),
+                title=source["title"],
+                company=source.get("company"),
+                location=(source.get("location") or {}).get("name"),
+                distance_km=entry.distance_km,
+                open_to_remote=source.get("open_to_remote", False),
+                allow_export=source.get("allow_export", False),
+                profile_url=source.get("profile_url"),
+                score=entry.score,
+                reasons=entry.reasons,
+                matched_skills=entry.matched_skills,
+                new=entry.new,
+            )
+        )
+    return listed
+
+
+async def refresh_active(
+    *, es: AsyncElasticsearch, names: IndexNames, today: date, active_days: int = 30
+) -> tuple[int, int]:
+    """Compute today's snapshot of every pipeline used in the last ACTIVE_DAYS; returns (computed, already there)."""
+    computed = kept = 0
+    since = (today - timedelta(days=active_days)).isoformat()
+    with map_es_errors("listing active pipelines"):
+        active = {"query": {"range": {"last_used_at": {"gte": since}}}}
+        pages = async_scan(es, index=names.index("pipelines"), query=active)
+        async for hit in pages:
+            pipeline = StoredPipeline.model_validate(hit["_source"])
+            if await load_snapshot(es=es, names=names, pipeline=pipeline, key=snapshot_key(pipeline, today)):
+                kept += 1
+                continue
+            await compute_snapshot(es=es, names=names, pipeline=pipeline, day=today)
+            computed += 1
+    return computed, kept

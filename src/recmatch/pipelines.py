@@ -1,0 +1,169 @@
+"""Pipelines synced from the CRM: storage, fingerprint and version, what was understood of them, access."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+import elasticsearch
+import orjson
+from elasticsearch import AsyncElasticsearch
+from pydantic import BaseModel
+
+from recmatch.accounts import Principal
+from recmatch.errors import Conflict, NotFound, NotPermitted
+from recmatch.es import IndexNames, map_es_errors
+from recmatch.models import PipelineIn
+from recmatch.normalize import normalize_skill, normalize_title
+from recmatch.taxonomy import Taxonomy
+from recmatch.understand import Understanding, understand
+
+
+class StoredPipeline(PipelineIn):
+    """A pipeline as recmatch keeps it."""
+
+    crm_pipeline_id: str
+    tenant_id: str
+    fingerprint: str
+    version: int
+    learning_version: int = 0
+    created_at: datetime
+    updated_at: datetime
+    last_used_at: datetime | None = None
+    understood: dict[str, Any]
+    learned: dict[str, Any] | None = None
+
+    @property
+    def understanding(self) -> Understanding:
+        return Understanding.from_dict(self.understood)
+
+
+class PipelineView(BaseModel):
+    """A pipeline as the API shows it: the synced fields, fingerprint, version and what was understood."""
+
+    crm_pipeline_id: str
+    title: str
+    locations: list[str]
+    skills: list[str]
+    remote_ok: bool
+    radius_km: float
+    access_restricted: bool
+    owner_email: str | None
+    fingerprint: str
+    version: int
+    updated_at: datetime
+    occupations: list[dict[str, Any]]
+    unresolved_locations: list[str]
+
+    @classmethod
+    def of(cls, pipeline: StoredPipeline) -> PipelineView:
+        understanding = pipeline.understanding
+        return cls(
+            **pipeline.model_dump(include=set(cls.model_fields) - {"occupations", "unresolved_locations"}),
+            occupations=[
+                {"code": o.code, "title": o.title, "confidence": round(o.confidence, 3)}
+                for o in understanding.occupations
+            ],
+            unresolved_locations=list(understanding.unresolved_locations),
+        )
+
+
+def fingerprint(pipeline: PipelineIn) -> str:
+    """A hash of the fields that drive ranking: when it changes, the list changes."""
+    ranking_fields = {
+        "title": normalize_title(pipeline.title),
+        "locations": sorted({location.casefold() for location in pipeline.locations}),
+        "skills": sorted({normalize_skill(skill) for skill in pipeline.skills}),
+        "remote_ok": pipeline.remote_ok,
+        "radius_km": pipeline.radius_km,
+    }
+    return hashlib.sha256(orjson.dumps(ranking_fields, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def pipeline_doc_id(tenant_id: str, crm_pipeline_id: str) -> str:
+    return f"{tenant_id}:{crm_pipeline_id}"
+
+
+def check_visible(pipeline: StoredPipeline, principal: Principal) -> None:
+    """A restricted pipeline is visible to its owner and to admins only."""
+    if pipeline.access_restricted and not principal.is_admin and pipeline.owner_email != principal.seat.email:
+        raise NotPermitted(
+            f"pipeline {pipeline.crm_pipeline_id!r} is restricted to its owner ({pipeline.owner_email}) and admins"
+        )
+
+
+async def _read(es: AsyncElasticsearch, names: IndexNames, doc_id: str) -> dict[str, Any] | None:
+    with map_es_errors("reading a pipeline"):
+        found = await es.options(ignore_status=404).get(index=names.index("pipelines"), id=doc_id)
+    return found if found.get("found") else None
+
+
+async def get_pipeline(
+    *, es: AsyncElasticsearch, names: IndexNames, principal: Principal, crm_pipeline_id: str
+) -> StoredPipeline:
+    """The caller's tenant's pipeline, when this seat may see it."""
+    found = await _read(es, names, pipeline_doc_id(principal.tenant.tenant_id, crm_pipeline_id))
+    if found is None:
+        raise NotFound(f"no pipeline {crm_pipeline_id!r}: sync it first with PUT /v1/pipelines/{crm_pipeline_id}")
+    pipeline = StoredPipeline.model_validate(found["_source"])
+    check_visible(pipeline, principal)
+    return pipeline
+
+
+async def put_pipeline(
+    *,
+    es: AsyncElasticsearch,
+    names: IndexNames,
+    principal: Principal,
+    crm_pipeline_id: str,
+    pipeline: PipelineIn,
+    taxonomy: Taxonomy,
+) -> tuple[StoredPipeline, bool]:
+    """Store a synced pipeline; returns it and whether it was created. A ranking change bumps the version."""
+    doc_id = pipeline_doc_id(principal.tenant.tenant_id, crm_pipeline_id)
+    now = datetime.now(UTC)
+    new_fingerprint = fingerprint(pipeline)
+    for _ in range(3):  # optimistic concurrency: two syncs of one pipeline at once both land, in some order
+        found = await _read(es, names, doc_id)
+        previous = StoredPipeline.model_validate(found["_source"]) if found else None
+        if previous is not None:
+            check_visible(previous, principal)
+        unchanged = previous is not None and previous.fingerprint == new_fingerprint
+        stored = StoredPipeline(
+            **pipeline.model_dump(exclude={"owner_email"}),
+            owner_email=(pipeline.owner_email or (previous.owner_email if previous else principal.seat.email)).lower(),
+            crm_pipeline_id=crm_pipeline_id,
+            tenant_id=principal.tenant.tenant_id,
+            fingerprint=new_fingerprint,
+            version=(previous.version + (0 if unchanged else 1)) if previous else 1,
+            learning_version=previous.learning_version if previous else 0,
+            created_at=previous.created_at if previous else now,
+            updated_at=now,
+            last_used_at=previous.last_used_at if previous else None,
+            understood=understand(pipeline=pipeline, taxonomy=taxonomy).to_dict(),  # cheap; follows taxonomy updates
+            learned=previous.learned if previous else None,
+        )
+        concurrency = {"if_seq_no": found["_seq_no"], "if_primary_term": found["_primary_term"]} if found else {
+            "op_type": "create"}
+        try:
+            with map_es_errors("storing a pipeline"):
+                await es.index(index=names.index("pipelines"), id=doc_id, document=stored.model_dump(mode="json"),
+                               refresh="wait_for", **concurrency)
+            return stored, previous is None
+        except elasticsearch.ConflictError:
+            continue
+    raise Conflict(f"pipeline {crm_pipeline_id!r} is being changed by another request; retry")
+
+
+async def touch_pipeline(*, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline) -> None:
+    """Record that the list was used today (at most one write a day), so the daily refresh covers it."""
+    now = datetime.now(UTC)
+    if pipeline.last_used_at is not None and pipeline.last_used_at.date() == now.date():
+        return
+    with map_es_errors("recording pipeline use"):
+        await es.options(ignore_status=[404, 409]).update(
+            index=names.index("pipelines"),
+            id=pipeline_doc_id(pipeline.tenant_id, pipeline.crm_pipeline_id),
+            doc={"last_used_at": now.isoformat()},
+        )
