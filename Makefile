@@ -7,7 +7,7 @@ DEMO_COUNT ?= 5000
 DEMO_DATA := var/demo-candidates-$(DEMO_COUNT).jsonl.gz
 PYTEST_ARGS ?=
 
-.PHONY: help setup es-up es-down demo-data load-demo run test unit integration bench-reindex clean
+.PHONY: help setup es-up es-down demo-data load-demo run test unit integration lint bench-reindex clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -35,14 +35,17 @@ demo-data: $(DEMO_DATA)  ## generate the demo candidate pool (var/)
 load-demo: es-up demo-data  ## reindex the demo candidates into the local node
 	$(BIN)/recmatch reindex --source $(DEMO_DATA) --rejects var/demo.rejects.jsonl
 
-run: load-demo  ## local Elasticsearch + demo data, then a sample search
-	$(BIN)/recmatch sample "software engineer"
+run: es-up demo-data  ## local Elasticsearch + demo data + a demo tenant, then the API on 127.0.0.1:8000
+	$(BIN)/recmatch demo --source $(DEMO_DATA)
 
 test: setup  ## all tests; integration tests start the local node themselves when no RECMATCH_ES_URL answers
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 unit: setup  ## unit tests only (no Elasticsearch)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+lint: setup  ## ruff over the code, scripts and tests
+	$(BIN)/ruff check src scripts tests
 
 integration: setup  ## integration tests only
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)

@@ -290,6 +290,60 @@ def refresh(
     console.print(f"refreshed {today}: {computed} snapshots computed, {kept} already there")
 
 
+DEMO_TENANT = "demo"
+DEMO_PIPELINE = {"title": "Senior Backend Engineer", "locations": ["Austin, TX", "Remote"],
+                 "skills": ["Python", "PostgreSQL", "Kubernetes"], "remote_ok": True, "radius_km": 80}
+
+
+@app.command()
+def demo(
+    source: Annotated[Path, typer.Option(help="demo candidates, loaded when the index is empty or --reload")],
+    reload: Annotated[bool, typer.Option("--reload", help="reindex even when candidates are loaded")] = False,
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="run the API at the end")] = True,
+) -> None:
+    """Demo data, a demo tenant with an admin seat, a synced demo pipeline; prints a key and a curl, then serves."""
+    from recmatch import accounts, indexing, pipelines
+    from recmatch.es import IndexNames, make_client
+    from recmatch.models import PipelineIn
+    from recmatch.taxonomy import get_taxonomy
+
+    settings = get_settings()
+    es = make_client(settings)
+    names = IndexNames(settings.index_prefix)
+    _run(lambda: indexing.ensure_candidates_alias(es, settings))
+    if reload or es.count(index=names.candidates)["count"] == 0:
+        reindex(source=source, rejects=Path("var/demo.rejects.jsonl"), threshold=None, rollback=False)
+
+    async def prepare(es_async: Any, names: IndexNames) -> tuple[str, str]:
+        try:
+            tenant = await accounts.get_tenant(es=es_async, names=names, tenant_id=DEMO_TENANT)
+        except RecmatchError:
+            tenant = await accounts.create_tenant(es=es_async, names=names, tenant_id=DEMO_TENANT, name="Demo Staffing",
+                                                  crm_provider="demo-crm", crm_origins=[f"http://{host}:{port}"])
+        seat, api_key = await accounts.create_seat(es=es_async, names=names, tenant_id=tenant.tenant_id,
+                                                   email="demo-admin@example.com", license=accounts.License.admin)
+        await pipelines.put_pipeline(es=es_async, names=names, principal=accounts.Principal(tenant=tenant, seat=seat),
+                                     crm_pipeline_id="demo-backend", pipeline=PipelineIn(**DEMO_PIPELINE),
+                                     taxonomy=get_taxonomy())
+        return tenant.tenant_id, api_key
+
+    tenant_id, api_key = _with_async_es(prepare)
+    base = f"http://{host}:{port}"
+    typer.echo(f"""
+recmatch demo is ready (tenant {tenant_id!r}, an admin seat).
+  API key:   {api_key}
+  API docs:  {base}/docs
+  Try it:    curl -s -H 'Authorization: Bearer {api_key}' '{base}/v1/pipelines/demo-backend/matches?page_size=5'
+  Sync one:  curl -s -X PUT -H 'Authorization: Bearer {api_key}' -H 'Content-Type: application/json' \\
+               -d '{{"title": "Registered Nurse", "locations": ["Boston, MA"], "skills": ["Epic"]}}' \\
+               '{base}/v1/pipelines/demo-nurse'
+""")
+    if serve_api:
+        serve(host=host, port=port, workers=1)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -1,0 +1,59 @@
+"""Helpers for integration tests: async service calls from sync tests, tenants with one seat per license."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from recmatch import accounts
+from recmatch.config import Settings
+from recmatch.es import IndexNames, make_async_client
+
+
+def run_async(settings: Settings, work: Callable[..., Any]) -> Any:
+    """Run an async service call with its own client (tests are synchronous)."""
+
+    async def run() -> Any:
+        es = make_async_client(settings)
+        try:
+            return await work(es, IndexNames(settings.index_prefix))
+        finally:
+            await es.close()
+
+    return asyncio.run(run())
+
+
+@dataclass
+class Seats:
+    tenant: accounts.Tenant
+    recruiter: str
+    other_recruiter: str
+    admin: str
+    collaborator: str
+
+    @staticmethod
+    def auth(key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+
+def make_tenant(settings: Settings, **flags: Any) -> Seats:
+    async def work(es, names):
+        tenant = await accounts.create_tenant(es=es, names=names, name=f"Acme {uuid.uuid4().hex[:4]}",
+                                              crm_provider="demo-crm", crm_origins=["https://crm.example.com"], **flags)
+        keys = {}
+        for role, email, license in (
+            ("recruiter", "rita@example.com", accounts.License.recruiter),
+            ("other_recruiter", "otto@example.com", accounts.License.recruiter),
+            ("admin", "ada@example.com", accounts.License.admin),
+            ("collaborator", "carl@example.com", accounts.License.hiring_collaborator),
+        ):
+            _, keys[role] = await accounts.create_seat(es=es, names=names, tenant_id=tenant.tenant_id, email=email,
+                                                       license=license)
+        return Seats(tenant=tenant, **keys)
+
+    return run_async(settings, work)
+
+

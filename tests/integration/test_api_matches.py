@@ -1,0 +1,163 @@
+"""The list: 125 ranked candidates with reasons, stable paging, snapshots, relaxation, erasure, ES down."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from recmatch.api.app import create_app
+from recmatch.api.deps import get_today
+from tests.integration.support import Seats
+
+BACKEND = {"title": "Senior Software Engineer", "locations": ["San Francisco Bay Area", "Remote"],
+           "skills": ["Python", "JavaScript", "SQL"], "remote_ok": True, "radius_km": 80}
+
+
+def all_pages(client: TestClient, key: str, pipeline: str, page_size: int = 25, snapshot: str | None = None) -> list[dict]:
+    first = client.get(f"/v1/pipelines/{pipeline}/matches", params={"page_size": page_size, **(
+        {"snapshot": snapshot} if snapshot else {})}, headers=Seats.auth(key)).json()
+    pages = [first]
+    for page in range(2, first["pages"] + 1):
+        pages.append(client.get(f"/v1/pipelines/{pipeline}/matches", headers=Seats.auth(key),
+                                params={"page": page, "page_size": page_size, "snapshot": first["snapshot"]}).json())
+    return pages
+
+
+@pytest.fixture
+def moving_day(app_client: TestClient):
+    """Set the API's idea of today; restored after the test."""
+    def set_day(day: date) -> None:
+        app_client.app.dependency_overrides[get_today] = lambda: day
+    yield set_day
+    app_client.app.dependency_overrides.pop(get_today, None)
+
+
+def test_list_has_125_ranked_candidates_with_reasons(app_client: TestClient, seats: Seats):
+    app_client.put("/v1/pipelines/p-backend", json=BACKEND, headers=seats.auth(seats.recruiter))
+    pages = all_pages(app_client, seats.recruiter, "p-backend")
+    candidates = [c for page in pages for c in page["candidates"]]
+    assert len(candidates) == pages[0]["total"] == 125
+    assert [c["rank"] for c in candidates] == list(range(1, 126))
+    assert len({c["candidate_id"] for c in candidates}) == 125
+    scores = [c["score"] for c in candidates]
+    assert scores == sorted(scores, reverse=True) and min(scores) >= 0
+    top = candidates[0]
+    assert any(reason.startswith("title") for reason in top["reasons"]), top["reasons"]
+    assert set(top["matched_skills"]) <= {"Python", "JavaScript", "SQL"}
+
+
+def test_pages_never_reshuffle_under_a_snapshot(app_client: TestClient, seats: Seats):
+    app_client.put("/v1/pipelines/p-stable", json=BACKEND, headers=seats.auth(seats.recruiter))
+    before = all_pages(app_client, seats.recruiter, "p-stable")
+    # A perfect new candidate arrives: the snapshot being paged does not change.
+    perfect = {"candidate_id": "c-perfect", "name": "Pat Perfect", "title": "Senior Software Engineer",
+               "skills": ["Python", "JavaScript", "SQL"], "open_to_remote": True,
+               "location": {"name": "San Francisco, CA, US"}}
+    assert app_client.put("/v1/admin/candidates/c-perfect", json=perfect, headers=seats.auth(seats.admin)).status_code == 200
+    after = all_pages(app_client, seats.recruiter, "p-stable", snapshot=before[0]["snapshot"])
+    ids = lambda pages: [c["candidate_id"] for page in pages for c in page["candidates"]]
+    assert ids(after) == ids(before)
+    assert "c-perfect" not in ids(after)
+
+
+def test_field_change_makes_a_new_snapshot(app_client: TestClient, seats: Seats):
+    app_client.put("/v1/pipelines/p-change", json=BACKEND, headers=seats.auth(seats.recruiter))
+    first = app_client.get("/v1/pipelines/p-change/matches", headers=seats.auth(seats.recruiter)).json()
+    again = app_client.put("/v1/pipelines/p-change", json={**BACKEND, "owner_email": "rita@example.com"},
+                           headers=seats.auth(seats.recruiter)).json()
+    assert again["version"] == first["pipeline_version"]  # the owner does not drive ranking
+    changed = app_client.put("/v1/pipelines/p-change", json={**BACKEND, "title": "Registered Nurse", "skills": []},
+                             headers=seats.auth(seats.recruiter)).json()
+    assert changed["version"] == first["pipeline_version"] + 1
+    second = app_client.get("/v1/pipelines/p-change/matches", headers=seats.auth(seats.recruiter)).json()
+    assert second["snapshot"] != first["snapshot"]
+    assert any("nurse" in c["title"].lower() for c in second["candidates"][:5])
+
+
+def test_a_new_day_makes_a_new_snapshot_and_marks_new_candidates(app_client: TestClient, seats: Seats, moving_day,
+                                                                  es, api_settings):
+    app_client.put("/v1/pipelines/p-daily", json=BACKEND, headers=seats.auth(seats.recruiter))
+    day = date(2030, 1, 10)
+    moving_day(day)
+    first = app_client.get("/v1/pipelines/p-daily/matches?page_size=125", headers=seats.auth(seats.recruiter)).json()
+    assert not any(c["new"] for c in first["candidates"])  # nothing to compare with on the first day
+    newcomer = {"candidate_id": "c-newcomer", "name": "Nia New", "title": "Senior Software Engineer",
+                "skills": ["Python", "JavaScript", "SQL"], "open_to_remote": True, "years_experience": 9,
+                "location": {"name": "Oakland, CA, US"}}
+    app_client.put("/v1/admin/candidates/c-newcomer", json=newcomer, headers=seats.auth(seats.admin))
+    es.indices.refresh(index=f"{api_settings.index_prefix}-snapshots")  # yesterday's list is long searchable by then
+    moving_day(day + timedelta(days=1))
+    second = app_client.get("/v1/pipelines/p-daily/matches?page_size=125", headers=seats.auth(seats.recruiter)).json()
+    assert second["snapshot"] != first["snapshot"]
+    flagged = {c["candidate_id"] for c in second["candidates"] if c["new"]}
+    assert "c-newcomer" in {c["candidate_id"] for c in second["candidates"]}
+    assert "c-newcomer" in flagged
+    assert flagged == {c["candidate_id"] for c in second["candidates"]} - {c["candidate_id"] for c in first["candidates"]}
+
+
+def test_relaxation_is_reported_when_few_candidates_qualify(app_client: TestClient, seats: Seats):
+    rare = {"title": "Pharmacist", "locations": ["Anchorage, AK"], "skills": ["Epic Systems", "Cerner"], "radius_km": 10}
+    app_client.put("/v1/pipelines/p-rare", json=rare, headers=seats.auth(seats.recruiter))
+    listing = app_client.get("/v1/pipelines/p-rare/matches", headers=seats.auth(seats.recruiter)).json()
+    assert listing["relaxation"], "a rare pipeline must relax"
+    assert listing["total"] > 0
+
+
+def test_unresolved_location_is_reported_not_ignored(app_client: TestClient, seats: Seats):
+    odd = {**BACKEND, "locations": ["Qwxyzzy Flats"], "remote_ok": False}
+    stored = app_client.put("/v1/pipelines/p-odd", json=odd, headers=seats.auth(seats.recruiter)).json()
+    assert stored["unresolved_locations"] == ["Qwxyzzy Flats"]
+    listing = app_client.get("/v1/pipelines/p-odd/matches", headers=seats.auth(seats.recruiter)).json()
+    assert listing["unresolved_locations"] == ["Qwxyzzy Flats"]
+
+
+def test_explain_returns_the_exact_search_body(app_client: TestClient, seats: Seats, es, api_settings):
+    app_client.put("/v1/pipelines/p-explain", json=BACKEND, headers=seats.auth(seats.recruiter))
+    listing = app_client.get("/v1/pipelines/p-explain/matches?explain=true&page_size=125",
+                             headers=seats.auth(seats.recruiter)).json()
+    body = listing["query"]
+    assert "function_score" in str(body)
+    raw = es.search(index=f"{api_settings.index_prefix}-candidates", body=body)
+    assert [hit["_id"] for hit in raw["hits"]["hits"]][:10] == [c["candidate_id"] for c in listing["candidates"]][:10]
+    plain = app_client.get("/v1/pipelines/p-explain/matches", headers=seats.auth(seats.recruiter)).json()
+    assert plain["query"] is None
+
+
+def test_erased_candidate_disappears_from_the_list_at_once(app_client: TestClient, seats: Seats):
+    app_client.put("/v1/pipelines/p-erase", json=BACKEND, headers=seats.auth(seats.recruiter))
+    first = app_client.get("/v1/pipelines/p-erase/matches", headers=seats.auth(seats.recruiter)).json()
+    victim = first["candidates"][0]["candidate_id"]
+    assert app_client.delete(f"/v1/admin/candidates/{victim}", headers=seats.auth(seats.admin)).status_code == 204
+    again = app_client.get("/v1/pipelines/p-erase/matches", params={"snapshot": first["snapshot"]},
+                           headers=seats.auth(seats.recruiter)).json()
+    assert victim not in [c["candidate_id"] for c in again["candidates"]]
+    assert again["candidates"][0]["rank"] == 1
+
+
+def test_batch_sync_answers_each_pipeline(app_client: TestClient, seats: Seats):
+    batch = {"pipelines": [{**BACKEND, "crm_pipeline_id": "p-b1"}, {**BACKEND, "crm_pipeline_id": "p-b2", "title": "Nurse"}]}
+    results = app_client.post("/v1/pipelines:batch", json=batch, headers=seats.auth(seats.recruiter)).json()["results"]
+    assert [(r["crm_pipeline_id"], r["status"]) for r in results] == [("p-b1", "created"), ("p-b2", "created")]
+    results = app_client.post("/v1/pipelines:batch", json=batch, headers=seats.auth(seats.recruiter)).json()["results"]
+    assert [r["status"] for r in results] == ["updated", "updated"]
+
+
+def test_elasticsearch_down_gives_503_with_retry_after(api_settings):
+    dead = api_settings.model_copy(update={"es_url": "http://127.0.0.1:9", "es_max_retries": 0})
+    with TestClient(create_app(dead)) as client:
+        response = client.get("/v1/integration", headers=Seats.auth("rm_anything"))
+        assert response.status_code == 503
+        assert response.json()["type"] == "SearchUnavailable"
+        assert int(response.headers["Retry-After"]) > 0
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/healthz").status_code == 200
+
+
+def test_openapi_documents_limits_and_examples(app_client: TestClient):
+    schema = app_client.get("/openapi.json").json()
+    pipeline = schema["components"]["schemas"]["PipelineIn"]
+    assert pipeline["properties"]["title"]["maxLength"] == 200
+    assert pipeline["properties"]["locations"]["maxItems"] == 10
+    assert pipeline["examples"]
