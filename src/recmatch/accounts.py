@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from recmatch.errors import InvalidInput, NotAuthenticated, NotFound, NotPermitt
 from recmatch.es import IndexNames, map_es_errors
 
 KEY_PREFIX = "rm_"
+TENANT_ID = re.compile(r"[a-z0-9][a-z0-9\-]{0,39}")
 
 
 class License(StrEnum):
@@ -96,6 +98,8 @@ async def create_tenant(
     tenant_id: str | None = None,
 ) -> Tenant:
     """Store a new tenant; its webhook secret is generated here."""
+    if tenant_id is not None and not TENANT_ID.fullmatch(tenant_id):
+        raise InvalidInput("tenant_id: 1-40 lowercase letters, digits or dashes")
     for origin in crm_origins or []:
         if not origin.startswith(("https://", "http://")) or origin.count("/") != 2:
             raise InvalidInput(f"crm_origins: {origin!r} is not an origin like https://crm.example.com")
@@ -139,15 +143,13 @@ async def create_seat(
     """Store a new seat and return it with its API key, which is shown once and stored only as a hash."""
     await get_tenant(es=es, names=names, tenant_id=tenant_id)
     seat = Seat(seat_id=f"s-{uuid.uuid4().hex[:12]}", tenant_id=tenant_id, email=email.lower(), license=license)
-    api_key = KEY_PREFIX + secrets.token_urlsafe(32)
+    # The key names its tenant, so one round trip reads the seat (by key hash) and the tenant together.
+    api_key = f"{KEY_PREFIX}{tenant_id}_{secrets.token_urlsafe(32)}"
     key_hash = hash_key(api_key)
-    now = datetime.now(UTC).isoformat()
     with map_es_errors("creating a seat"):
-        await es.index(index=names.index("accounts"), id=f"seat:{seat.seat_id}",
-                       document={"kind": "seat", **seat.model_dump(), "key_hash": key_hash, "created_at": now})
-        await es.index(index=names.index("accounts"), id=f"key:{key_hash}",
-                       document={"kind": "key", "seat_id": seat.seat_id, "tenant_id": tenant_id, "created_at": now},
-                       refresh="wait_for")
+        await es.index(index=names.index("accounts"), id=f"seat:{key_hash}", refresh="wait_for",
+                       document={"kind": "seat", **seat.model_dump(), "key_hash": key_hash,
+                                 "created_at": datetime.now(UTC).isoformat()})
     return seat, api_key
 
 
@@ -155,16 +157,15 @@ async def authenticate(*, es: AsyncElasticsearch, names: IndexNames, api_key: st
     """The seat and tenant behind an API key, or NotAuthenticated."""
     if not api_key:
         raise NotAuthenticated("missing API key: send Authorization: Bearer <key>")
-    index = names.index("accounts")
+    tenant_id, _, secret = api_key.removeprefix(KEY_PREFIX).partition("_")
+    if not api_key.startswith(KEY_PREFIX) or not secret or not TENANT_ID.fullmatch(tenant_id):
+        raise NotAuthenticated("unknown or revoked API key")
     with map_es_errors("checking the API key"):
-        key = await es.options(ignore_status=404).get(index=index, id=f"key:{hash_key(api_key)}")
-        if not key.get("found") or key["_source"].get("disabled"):
-            raise NotAuthenticated("unknown or revoked API key")
-        docs = (await es.mget(index=index, ids=[f"seat:{key['_source']['seat_id']}",
-                                                f"tenant:{key['_source']['tenant_id']}"]))["docs"]
-    if not all(doc.get("found") for doc in docs):
-        raise NotAuthenticated("the API key's seat or tenant no longer exists")
-    return Principal(tenant=Tenant.model_validate(docs[1]["_source"]), seat=Seat.model_validate(docs[0]["_source"]))
+        seat_doc, tenant_doc = (await es.mget(index=names.index("accounts"),
+                                              ids=[f"seat:{hash_key(api_key)}", f"tenant:{tenant_id}"]))["docs"]
+    if not seat_doc.get("found") or seat_doc["_source"].get("disabled") or not tenant_doc.get("found"):
+        raise NotAuthenticated("unknown or revoked API key")
+    return Principal(tenant=Tenant.model_validate(tenant_doc["_source"]), seat=Seat.model_validate(seat_doc["_source"]))
 
 
 def require_matches(principal: Principal) -> Principal:

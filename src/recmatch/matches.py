@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -116,15 +117,27 @@ async def list_matches(
 ) -> MatchesPage:
     """One page of a pipeline's list; the first read of a day (or of a new version) computes a snapshot."""
     check_page(page, page_size)
-    pipeline = await get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id)
-    current = snapshot_key(pipeline, today)
-    found = await load_snapshot(es=es, names=names, pipeline=pipeline, key=snapshot or current)
-    if found is None:
-        if snapshot is not None and snapshot != current:
+    tenant_id = principal.tenant.tenant_id
+    if snapshot is not None:  # paging: read the pipeline and the snapshot in one round trip
+        pipeline, found = await asyncio.gather(
+            get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id),
+            load_snapshot(es=es, names=names, tenant_id=tenant_id, crm_pipeline_id=crm_pipeline_id, key=snapshot),
+        )
+        if found is None and snapshot != snapshot_key(pipeline, today):
             raise NotFound(f"snapshot {snapshot!r} is no longer kept; ask without it for the current list")
-        found = await compute_snapshot(es=es, names=names, pipeline=pipeline, day=today)
-    await touch_pipeline(es=es, names=names, pipeline=pipeline)
-    entries = await _still_listed(es=es, names=names, snapshot=found)
+    else:
+        pipeline = await get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id)
+        found = await load_snapshot(es=es, names=names, tenant_id=tenant_id, crm_pipeline_id=crm_pipeline_id,
+                                    key=snapshot_key(pipeline, today))
+    if found is None:
+        found, sources = await compute_snapshot(es=es, names=names, pipeline=pipeline, day=today)
+        await touch_pipeline(es=es, names=names, pipeline=pipeline)
+        entries = _listed(found, sources) if sources is not None else await _still_listed(
+            es=es, names=names, snapshot=found)
+    else:
+        _, entries = await asyncio.gather(
+            touch_pipeline(es=es, names=names, pipeline=pipeline), _still_listed(es=es, names=names, snapshot=found)
+        )
     start = (page - 1) * page_size
     return MatchesPage(
         crm_pipeline_id=crm_pipeline_id,
@@ -143,28 +156,28 @@ async def list_matches(
 
 
 async def load_snapshot(
-    *, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline, key: str
+    *, es: AsyncElasticsearch, names: IndexNames, tenant_id: str, crm_pipeline_id: str, key: str
 ) -> Snapshot | None:
     with map_es_errors("reading a snapshot"):
         found = await es.options(ignore_status=404).get(
-            index=names.index("snapshots"), id=_snapshot_id(pipeline, key)
+            index=names.index("snapshots"), id=f"{pipeline_doc_id(tenant_id, crm_pipeline_id)}:{key}"
         )
     return Snapshot.model_validate(found["_source"]) if found.get("found") else None
 
 
-def _snapshot_id(pipeline: StoredPipeline, key: str) -> str:
-    return f"{pipeline_doc_id(pipeline.tenant_id, pipeline.crm_pipeline_id)}:{key}"
-
-
 async def compute_snapshot(
     *, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline, day: date
-) -> Snapshot:
-    """Rank now, relaxing step by step until 125 qualify, and store the list for the day."""
+) -> tuple[Snapshot, dict[str, dict[str, Any]] | None]:
+    """Rank now, relaxing until 125 qualify, and store the list for the day; also the hits' sources (None when
+    another request stored the day's list first and that one is returned)."""
     understanding = pipeline.understanding
     body = build_query(understanding=understanding, size=LIST_SIZE)
     relax: list[str] = []
     with map_es_errors("ranking candidates"):
-        response = await es.search(index=names.candidates, body=body)
+        response, previous = await asyncio.gather(
+            es.search(index=names.candidates, body=body),
+            _previous_day_ids(es=es, names=names, pipeline=pipeline, day=day),
+        )
         steps = applicable_steps(understanding)
         if response["hits"]["total"]["value"] < LIST_SIZE and steps:
             # Too few qualify: try every relaxation level in one round trip, keep the first that fills the list.
@@ -178,7 +191,6 @@ async def compute_snapshot(
                 relax, body, response = list(level), level_body, level_response
                 if level_response["hits"]["total"]["value"] >= LIST_SIZE:
                     break
-    previous = await _previous_day_ids(es=es, names=names, pipeline=pipeline, day=day)
     entries = []
     for hit in response["hits"]["hits"]:
         explanation = describe_hit(understanding=understanding, hit=hit)
@@ -207,16 +219,19 @@ async def compute_snapshot(
         unresolved_locations=list(understanding.unresolved_locations),
         query=body,
     )
+    sources = {hit["_id"]: hit["_source"] for hit in response["hits"]["hits"]}
+    snapshot_id = f"{pipeline_doc_id(pipeline.tenant_id, pipeline.crm_pipeline_id)}:{snapshot.snapshot}"
     try:
         with map_es_errors("storing a snapshot"):
-            await es.index(index=names.index("snapshots"), id=_snapshot_id(pipeline, snapshot.snapshot),
-                           document=snapshot.model_dump(mode="json"), op_type="create")
+            await es.index(index=names.index("snapshots"), id=snapshot_id, document=snapshot.model_dump(mode="json"),
+                           op_type="create")
     except elasticsearch.ConflictError:
         # Another request computed the same snapshot a moment ago: serve that one, so pages agree.
-        stored = await load_snapshot(es=es, names=names, pipeline=pipeline, key=snapshot.snapshot)
+        stored = await load_snapshot(es=es, names=names, tenant_id=pipeline.tenant_id,
+                                     crm_pipeline_id=pipeline.crm_pipeline_id, key=snapshot.snapshot)
         if stored is not None:
-            return stored
-    return snapshot
+            return stored, None
+    return snapshot, sources
 
 
 async def _previous_day_ids(
@@ -245,10 +260,14 @@ async def _still_listed(*, es: AsyncElasticsearch, names: IndexNames, snapshot: 
         return []
     with map_es_errors("reading candidates"):
         docs = (await es.mget(index=names.candidates, ids=snapshot.candidate_ids, source=DISPLAY_FIELDS))["docs"]
-    current = {doc["_id"]: doc["_source"] for doc in docs if doc.get("found")}
+    return _listed(snapshot, {doc["_id"]: doc["_source"] for doc in docs if doc.get("found")})
+
+
+def _listed(snapshot: Snapshot, sources: dict[str, dict[str, Any]]) -> list[MatchCandidate]:
+    """The snapshot's entries that still have a candidate document, ranked 1..n, with display fields."""
     listed = []
     for entry in snapshot.entries:
-        source = current.get(entry.candidate_id)
+        source = sources.get(entry.candidate_id)
         if source is None:
             continue
         listed.append(
@@ -284,7 +303,8 @@ async def refresh_active(
         pages = async_scan(es, index=names.index("pipelines"), query=active)
         async for hit in pages:
             pipeline = StoredPipeline.model_validate(hit["_source"])
-            if await load_snapshot(es=es, names=names, pipeline=pipeline, key=snapshot_key(pipeline, today)):
+            if await load_snapshot(es=es, names=names, tenant_id=pipeline.tenant_id,
+                                   crm_pipeline_id=pipeline.crm_pipeline_id, key=snapshot_key(pipeline, today)):
                 kept += 1
                 continue
             await compute_snapshot(es=es, names=names, pipeline=pipeline, day=today)

@@ -147,7 +147,7 @@ def test_batch_sync_answers_each_pipeline(app_client: TestClient, seats: Seats):
 def test_elasticsearch_down_gives_503_with_retry_after(api_settings):
     dead = api_settings.model_copy(update={"es_url": "http://127.0.0.1:9", "es_max_retries": 0})
     with TestClient(create_app(dead)) as client:
-        response = client.get("/v1/integration", headers=Seats.auth("rm_anything"))
+        response = client.get("/v1/integration", headers=Seats.auth("rm_some-tenant_secret"))
         assert response.status_code == 503
         assert response.json()["type"] == "SearchUnavailable"
         assert int(response.headers["Retry-After"]) > 0

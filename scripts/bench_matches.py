@@ -1,0 +1,182 @@
+"""Benchmark: GET .../matches against the raw Elasticsearch search with the identical body, in one run.
+
+Pipelines are real job titles from ../shared/data/nyc_jobs (New York, with skills from the taxonomy).
+For each round a pipeline gets a new version (so its list is computed fresh), then, in alternating order:
+  fresh   GET /v1/pipelines/{id}/matches          (auth, pipeline, ranking with relaxation, snapshot write)
+  raw     es.search(body=<the same final body>)   (the official client, no API)
+  cached  GET .../matches?page=2&snapshot=...      (a page of the stored snapshot)
+and, on Elasticsearch, the `took` of our query versus the plain BM25 baseline query.
+Prints p50/p95 of each and the ratios. Usage: python scripts/bench_matches.py [--docs 1000000] [--rounds 200]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from functools import partial
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from elasticsearch import Elasticsearch
+
+from recmatch import accounts, indexing
+from recmatch.api.app import prepare_cluster
+from recmatch.config import get_settings
+from recmatch.es import IndexNames, make_async_client, make_client
+from recmatch.models import PipelineIn
+from recmatch.query import baseline_query, build_query
+from recmatch.taxonomy import get_taxonomy
+from recmatch.understand import understand
+
+ROOT = Path(__file__).resolve().parents[1]
+NYC_JOBS = ROOT.parent / "shared" / "data" / "nyc_jobs" / "NYC_Jobs.csv"
+sys.path.insert(0, str(ROOT))
+from scripts.bench_reindex import ensure_source  # noqa: E402
+
+
+def pipelines_from_nyc_jobs(limit: int) -> list[PipelineIn]:
+    """Distinct real job titles, located in New York, with the skills their occupation lists."""
+    taxonomy = get_taxonomy()
+    seen, result = set(), []
+    with NYC_JOBS.open(encoding="utf-8", errors="replace") as handle:
+        for row in csv.DictReader(handle):
+            title = row["Business Title"].strip()[:200]
+            if not title or title.lower() in seen:
+                continue
+            seen.add(title.lower())
+            matches = taxonomy.match_title(title)
+            skills = [name for name, _ in taxonomy.skills(matches[0].code)[:4]] if matches else []
+            result.append(PipelineIn(title=title, locations=["New York, NY"], skills=skills, radius_km=40))
+            if len(result) == limit:
+                break
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def _timed_api(http: httpx.Client, crm_id: str) -> tuple[float, dict]:
+    start = time.perf_counter()
+    response = http.get(f"/v1/pipelines/{crm_id}/matches")
+    response.raise_for_status()
+    return time.perf_counter() - start, response.json()
+
+
+def _timed_raw(es: Elasticsearch, index: str, body: dict) -> tuple[float, dict]:
+    start = time.perf_counter()
+    response = es.search(index=index, body=body)
+    return time.perf_counter() - start, response
+
+
+def main(
+    docs: Annotated[int, typer.Option(help="candidates in the index")] = 1_000_000,
+    rounds: Annotated[int, typer.Option(help="measured rounds")] = 200,
+    pipelines: Annotated[int, typer.Option(help="distinct pipelines cycled through")] = 50,
+    keep_index: Annotated[bool, typer.Option(help="keep the benchmark index for the next run")] = True,
+) -> None:
+    settings = get_settings().model_copy(update={"index_prefix": f"benchm{docs}"})
+    names = IndexNames(settings.index_prefix)
+    es = make_client(settings)
+    prepare_cluster(settings)
+    if es.count(index=names.candidates)["count"] < docs * 0.99:
+        print(f"loading {docs:,} candidates into {names.candidates} ...")
+        source = ensure_source(docs)
+        indexing.reindex(es=es, settings=settings, source=source, rejects_path=Path(os.devnull))
+    print(f"index: {names.candidates} with {es.count(index=names.candidates)['count']:,} candidates")
+
+    async def tenant_and_key() -> str:
+        es_async = make_async_client(settings)
+        try:
+            tenant = await accounts.create_tenant(es=es_async, names=names, name="bench", crm_provider="bench")
+            _, api_key = await accounts.create_seat(es=es_async, names=names, tenant_id=tenant.tenant_id,
+                                                    email="bench@example.com", license=accounts.License.recruiter)
+            return api_key
+        finally:
+            await es_async.close()
+
+    key = asyncio.run(tenant_and_key())
+    port = free_port()
+    env = {**os.environ, "RECMATCH_INDEX_PREFIX": settings.index_prefix}
+    server = subprocess.Popen([sys.executable, "-m", "recmatch.cli", "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if http.get("/readyz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        specs = pipelines_from_nyc_jobs(pipelines)
+        taxonomy = get_taxonomy()
+        fresh, raw, cached, took_ours, took_base, mismatched = [], [], [], [], [], 0
+        for number in range(rounds + 5):  # the first 5 rounds warm up and are not counted
+            spec = specs[number % len(specs)]
+            crm_id = f"bench-{number % len(specs)}"
+            # A new radius each round makes a new version, so the list is computed fresh.
+            spec = spec.model_copy(update={"radius_km": 40 + number % 400})
+            http.put(f"/v1/pipelines/{crm_id}", json=spec.model_dump()).raise_for_status()
+            understanding = understand(pipeline=spec, taxonomy=taxonomy)
+            timed_api = partial(_timed_api, http, crm_id)
+            timed_raw = partial(_timed_raw, es, names.candidates)
+            body = build_query(understanding=understanding)
+            if number % 2:
+                api_seconds, listing = timed_api()
+                explained = http.get(f"/v1/pipelines/{crm_id}/matches", params={"explain": "true"}).json()["query"]
+                raw_seconds, raw_response = timed_raw(explained)
+            else:
+                raw_seconds, raw_response = timed_raw(body)
+                api_seconds, listing = timed_api()
+                explained = http.get(f"/v1/pipelines/{crm_id}/matches", params={"explain": "true"}).json()["query"]
+                if explained != body:  # relaxed: time the raw search again with the body the API ended with
+                    mismatched += 1
+                    raw_seconds, raw_response = timed_raw(explained)
+            start = time.perf_counter()
+            http.get(f"/v1/pipelines/{crm_id}/matches", params={"page": 2, "snapshot": listing["snapshot"]})
+            cached_seconds = time.perf_counter() - start
+            base_took = es.search(index=names.candidates,
+                                  body=baseline_query(title=spec.title, skills=spec.skills, size=125))["took"]
+            if number >= 5:
+                fresh.append(api_seconds * 1000)
+                raw.append(raw_seconds * 1000)
+                cached.append(cached_seconds * 1000)
+                took_ours.append(raw_response["took"])
+                took_base.append(base_took)
+    finally:
+        server.terminate()
+        server.wait()
+    if not keep_index:
+        es.options(ignore_status=404).indices.delete(index=f"{settings.index_prefix}-*", expand_wildcards="all")
+    rows = [("fresh list (API)", fresh), ("raw search, same body", raw), ("cached snapshot page (API)", cached),
+            ("ES took: recmatch query", took_ours), ("ES took: BM25 baseline", took_base)]
+    print(f"{rounds} rounds over {len(specs)} NYC job titles; "
+          f"{mismatched} relaxed lists re-timed with their final body")
+    print(f"{'':30} {'p50 ms':>8} {'p95 ms':>8}")
+    for label, values in rows:
+        print(f"{label:30} {statistics.median(values):8.1f} {percentile(values, 0.95):8.1f}")
+    print(f"fresh API / raw search, p50: {statistics.median(fresh) / statistics.median(raw):.2f} (target <= 1.3)")
+    print(f"fresh API / raw search, p95: {percentile(fresh, 0.95) / percentile(raw, 0.95):.2f}")
+    print(f"cached page / fresh list, p50: {statistics.median(cached) / statistics.median(fresh):.2f}")
+    print(f"ES took, recmatch / BM25, p50: {statistics.median(took_ours) / max(statistics.median(took_base), 1):.2f}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
