@@ -344,6 +344,48 @@ recmatch demo is ready (tenant {tenant_id!r}, an admin seat).
         serve(host=host, port=port, workers=1)
 
 
+# -- deliver -------------------------------------------------------------------------------------------
+
+
+@app.command()
+def deliver(
+    once: Annotated[bool, typer.Option("--once", help="one round, print the counts, exit")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="entries per round")] = 50,
+    worker_id: Annotated[str | None, typer.Option(help="name in claims [default: host-pid-random]")] = None,
+) -> None:
+    """Send due webhook deliveries (the outbox) until stopped with Ctrl-C or SIGTERM."""
+    import logging
+    import signal
+
+    from recmatch import delivery
+
+    settings = get_settings()
+    name = worker_id or delivery.default_worker_id()
+
+    async def one_round(es: Any, names: Any) -> delivery.DeliveryRound:
+        async with delivery.make_http_client() as http:
+            return await delivery.deliver_due(es=es, names=names, settings=settings, worker_id=name, http=http,
+                                              limit=limit)
+
+    if once:
+        done = _with_async_es(one_round)
+        console.print(f"delivery round: {done.describe()}", highlight=False)
+        raise typer.Exit(1 if done.errors else 0)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("elastic_transport", "httpx"):  # a line per request; recmatch.delivery logs each delivery
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+
+    async def forever(es: Any, names: Any) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await delivery.run_worker(es=es, names=names, settings=settings, stop=stop, worker_id=name, limit=limit)
+
+    _with_async_es(forever)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -60,6 +60,26 @@ class Settings(BaseSettings):
     local_es_user: str = "recmatch-es"
     java_home: Path | None = Field(default=None, description="a JDK >= 21 for the local node; else searched")
 
+    # Delivery of outbox entries to the CRM and messaging webhooks (recmatch.delivery).
+    delivery_max_attempts: int = Field(default=8, ge=1, le=50, description="tries before an entry is dead")
+    delivery_backoff_base: float = Field(default=60.0, gt=0, le=3600,
+                                         description="seconds before the 2nd try; doubles each try, plus jitter")
+    delivery_backoff_cap: float = Field(default=3600.0, gt=0, le=86_400, description="longest wait between tries")
+    delivery_timeout: float = Field(default=10.0, gt=0, le=120, description="seconds a receiver has to answer")
+    delivery_poll_interval: float = Field(default=1.0, gt=0, le=300, description="seconds between worker rounds")
+    delivery_in_api: bool = Field(default=True, description="the API runs a delivery worker in the background")
+
+    # Actions, tokens and links.
+    secret_key: SecretStr | None = Field(
+        default=None, description="signs widget and share tokens; unset: one random secret kept in the cluster")
+    public_base_url: str = Field(default="http://127.0.0.1:8000", description="where candidates open share links")
+    widget_token_ttl_s: int = Field(default=900, ge=60, le=900, description="widget tokens live at most 15 min")
+    share_link_ttl_days: int = Field(default=30, ge=1, le=365)
+    export_monthly_limit: int = Field(default=300, ge=0, le=100_000, description="exports per seat per month")
+    inmail_monthly_allowance: int = Field(default=150, ge=0, le=100_000, description="InMails per seat per month")
+    sandbox_enabled: bool = Field(default=False, description="serve the CRM sandbox page at /sandbox (demo only)")
+    sandbox_tenant: str = Field(default="demo", description="the tenant the sandbox plays the CRM of")
+
     @field_validator("es_url")
     @classmethod
     def _url_has_scheme(cls, value: str) -> str:
