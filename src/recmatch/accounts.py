@@ -60,10 +60,16 @@ class Seat(BaseModel):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a seat of a tenant."""
+    """Who is calling: a seat of a tenant; through the framed widget, only for one pipeline."""
 
     tenant: Tenant
     seat: Seat
+    pipeline_scope: str | None = None
+
+    def check_scope(self, crm_pipeline_id: str) -> None:
+        """A widget token acts on its own pipeline only."""
+        if self.pipeline_scope is not None and self.pipeline_scope != crm_pipeline_id:
+            raise NotPermitted(f"this widget token is for pipeline {self.pipeline_scope!r} only")
 
     @property
     def is_admin(self) -> bool:
@@ -115,7 +121,7 @@ async def create_tenant(
     )
     with map_es_errors("creating a tenant"):
         await es.index(index=names.index("accounts"), id=f"tenant:{tenant.tenant_id}", document=_tenant_doc(tenant),
-                       refresh="wait_for")
+                       refresh=True)
     return tenant
 
 
@@ -125,7 +131,7 @@ async def update_tenant(*, es: AsyncElasticsearch, names: IndexNames, tenant_id:
     tenant = tenant.model_copy(update=changes)
     with map_es_errors("updating a tenant"):
         await es.index(index=names.index("accounts"), id=f"tenant:{tenant_id}", document=_tenant_doc(tenant),
-                       refresh="wait_for")
+                       refresh=True)
     return tenant
 
 
@@ -147,7 +153,7 @@ async def create_seat(
     api_key = f"{KEY_PREFIX}{tenant_id}_{secrets.token_urlsafe(32)}"
     key_hash = hash_key(api_key)
     with map_es_errors("creating a seat"):
-        await es.index(index=names.index("accounts"), id=f"seat:{key_hash}", refresh="wait_for",
+        await es.index(index=names.index("accounts"), id=f"seat:{key_hash}", refresh=True,
                        document={"kind": "seat", **seat.model_dump(), "key_hash": key_hash,
                                  "created_at": datetime.now(UTC).isoformat()})
     return seat, api_key

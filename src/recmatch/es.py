@@ -199,7 +199,9 @@ def mapping_names() -> list[str]:
 
 
 # Every index that is not the candidates alias: created from its mapping when missing.
-PLAIN_INDICES = ("accounts", "pipelines", "events", "snapshots", "outbox", "erasures", "locks")
+PLAIN_INDICES = (
+    "accounts", "pipelines", "events", "snapshots", "outbox", "erasures", "locks", "actions", "idempotency", "usage",
+)
 
 
 def ensure_indices(es: Elasticsearch, names: IndexNames, *mappings: str) -> None:

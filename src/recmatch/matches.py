@@ -14,8 +14,9 @@ from pydantic import BaseModel, Field
 from recmatch.accounts import Principal
 from recmatch.errors import InvalidInput, NotFound, RecmatchError
 from recmatch.es import IndexNames, map_es_errors
+from recmatch.learning import FeedbackCounts, learned_boosts
 from recmatch.pipelines import StoredPipeline, get_pipeline, pipeline_doc_id, touch_pipeline
-from recmatch.query import applicable_steps, build_query
+from recmatch.query import LearnedBoosts, applicable_steps, build_query
 from recmatch.reasons import describe_hit
 
 LIST_SIZE = 125
@@ -132,11 +133,12 @@ async def list_matches(
     if found is None:
         found, sources = await compute_snapshot(es=es, names=names, pipeline=pipeline, day=today)
         await touch_pipeline(es=es, names=names, pipeline=pipeline)
-        entries = _listed(found, sources) if sources is not None else await _still_listed(
-            es=es, names=names, snapshot=found)
+        entries = _listed(found, sources, {}) if sources is not None else await _still_listed(
+            es=es, names=names, snapshot=found, tenant_id=tenant_id)
     else:
         _, entries = await asyncio.gather(
-            touch_pipeline(es=es, names=names, pipeline=pipeline), _still_listed(es=es, names=names, snapshot=found)
+            touch_pipeline(es=es, names=names, pipeline=pipeline),
+            _still_listed(es=es, names=names, snapshot=found, tenant_id=tenant_id),
         )
     start = (page - 1) * page_size
     return MatchesPage(
@@ -155,6 +157,11 @@ async def list_matches(
     )
 
 
+def pipeline_boosts(pipeline: StoredPipeline) -> LearnedBoosts | None:
+    """What the ranking learned from this pipeline's actions (None before any)."""
+    return learned_boosts(FeedbackCounts.from_dict(pipeline.learned)) if pipeline.learned else None
+
+
 async def load_snapshot(
     *, es: AsyncElasticsearch, names: IndexNames, tenant_id: str, crm_pipeline_id: str, key: str
 ) -> Snapshot | None:
@@ -171,7 +178,9 @@ async def compute_snapshot(
     """Rank now, relaxing until 125 qualify, and store the list for the day; also the hits' sources (None when
     another request stored the day's list first and that one is returned)."""
     understanding = pipeline.understanding
-    body = build_query(understanding=understanding, size=LIST_SIZE)
+    ranking = {"understanding": understanding, "boosts": pipeline_boosts(pipeline),
+               "exclude_ids": pipeline.acted_candidate_ids, "size": LIST_SIZE}
+    body = build_query(**ranking)
     relax: list[str] = []
     with map_es_errors("ranking candidates"):
         response, previous = await asyncio.gather(
@@ -182,7 +191,7 @@ async def compute_snapshot(
         if response["hits"]["total"]["value"] < LIST_SIZE and steps:
             # Too few qualify: try every relaxation level in one round trip, keep the first that fills the list.
             levels = [steps[: i + 1] for i in range(len(steps))]
-            bodies = [build_query(understanding=understanding, relax=level, size=LIST_SIZE) for level in levels]
+            bodies = [build_query(**ranking, relax=level) for level in levels]
             searches = [part for level_body in bodies for part in ({"index": names.candidates}, level_body)]
             responses = (await es.msearch(searches=searches))["responses"]
             for level, level_body, level_response in zip(levels, bodies, responses, strict=True):
@@ -254,16 +263,23 @@ async def _previous_day_ids(
     return set(hits[0]["_source"]["candidate_ids"]) if hits else None
 
 
-async def _still_listed(*, es: AsyncElasticsearch, names: IndexNames, snapshot: Snapshot) -> list[MatchCandidate]:
-    """The snapshot's candidates as they are now: erased or removed ones are gone at once."""
+async def _still_listed(
+    *, es: AsyncElasticsearch, names: IndexNames, snapshot: Snapshot, tenant_id: str
+) -> list[MatchCandidate]:
+    """The snapshot's candidates as they are now (erased ones are gone at once), with what was done to each."""
     if not snapshot.candidate_ids:
         return []
+    state_ids = [f"{tenant_id}:{snapshot.crm_pipeline_id}:{cid}" for cid in snapshot.candidate_ids]
     with map_es_errors("reading candidates"):
-        docs = (await es.mget(index=names.candidates, ids=snapshot.candidate_ids, source=DISPLAY_FIELDS))["docs"]
-    return _listed(snapshot, {doc["_id"]: doc["_source"] for doc in docs if doc.get("found")})
+        docs, states = await asyncio.gather(
+            es.mget(index=names.candidates, ids=snapshot.candidate_ids, source=DISPLAY_FIELDS),
+            es.mget(index=names.index("actions"), ids=state_ids, source=["candidate_id", "status"]),
+        )
+    statuses = {doc["_source"]["candidate_id"]: doc["_source"]["status"] for doc in states["docs"] if doc.get("found")}
+    return _listed(snapshot, {doc["_id"]: doc["_source"] for doc in docs["docs"] if doc.get("found")}, statuses)
 
 
-def _listed(snapshot: Snapshot, sources: dict[str, dict[str, Any]]) -> list[MatchCandidate]:
+def _listed(snapshot: Snapshot, sources: dict[str, dict[str, Any]], statuses: dict[str, str]) -> list[MatchCandidate]:
     """The snapshot's entries that still have a candidate document, ranked 1..n, with display fields."""
     listed = []
     for entry in snapshot.entries:
@@ -287,6 +303,7 @@ def _listed(snapshot: Snapshot, sources: dict[str, dict[str, Any]]) -> list[Matc
                 reasons=entry.reasons,
                 matched_skills=entry.matched_skills,
                 new=entry.new,
+                status=statuses.get(entry.candidate_id),
             )
         )
     return listed

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import elasticsearch
 import orjson
 from elasticsearch import AsyncElasticsearch
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from recmatch.accounts import Principal
 from recmatch.errors import Conflict, NotFound, NotPermitted
@@ -33,6 +34,7 @@ class StoredPipeline(PipelineIn):
     last_used_at: datetime | None = None
     understood: dict[str, Any]
     learned: dict[str, Any] | None = None
+    acted_candidate_ids: list[str] = Field(default_factory=list)
 
     @property
     def understanding(self) -> Understanding:
@@ -103,6 +105,7 @@ async def get_pipeline(
     *, es: AsyncElasticsearch, names: IndexNames, principal: Principal, crm_pipeline_id: str
 ) -> StoredPipeline:
     """The caller's tenant's pipeline, when this seat may see it."""
+    principal.check_scope(crm_pipeline_id)
     found = await _read(es, names, pipeline_doc_id(principal.tenant.tenant_id, crm_pipeline_id))
     if found is None:
         raise NotFound(f"no pipeline {crm_pipeline_id!r}: sync it first with PUT /v1/pipelines/{crm_pipeline_id}")
@@ -121,6 +124,7 @@ async def put_pipeline(
     taxonomy: Taxonomy,
 ) -> tuple[StoredPipeline, bool]:
     """Store a synced pipeline; returns it and whether it was created. A ranking change bumps the version."""
+    principal.check_scope(crm_pipeline_id)
     doc_id = pipeline_doc_id(principal.tenant.tenant_id, crm_pipeline_id)
     now = datetime.now(UTC)
     new_fingerprint = fingerprint(pipeline)
@@ -143,6 +147,7 @@ async def put_pipeline(
             last_used_at=previous.last_used_at if previous else None,
             understood=understand(pipeline=pipeline, taxonomy=taxonomy).to_dict(),  # cheap; follows taxonomy updates
             learned=previous.learned if previous else None,
+            acted_candidate_ids=previous.acted_candidate_ids if previous else [],
         )
         concurrency = {"if_seq_no": found["_seq_no"], "if_primary_term": found["_primary_term"]} if found else {
             "op_type": "create"}
@@ -167,3 +172,25 @@ async def touch_pipeline(*, es: AsyncElasticsearch, names: IndexNames, pipeline:
             id=pipeline_doc_id(pipeline.tenant_id, pipeline.crm_pipeline_id),
             doc={"last_used_at": now.isoformat()},
         )
+
+
+async def update_pipeline(
+    *, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline,
+    change: Callable[[StoredPipeline], dict[str, Any]],
+) -> StoredPipeline:
+    """Apply CHANGE (current pipeline → fields to set) with optimistic concurrency; returns the stored result."""
+    doc_id = pipeline_doc_id(pipeline.tenant_id, pipeline.crm_pipeline_id)
+    for _ in range(5):
+        found = await _read(es, names, doc_id)
+        if found is None:
+            raise NotFound(f"pipeline {pipeline.crm_pipeline_id!r} was deleted meanwhile")
+        current = StoredPipeline.model_validate(found["_source"])
+        updated = current.model_copy(update=change(current))
+        try:
+            with map_es_errors("updating a pipeline"):
+                await es.index(index=names.index("pipelines"), id=doc_id, document=updated.model_dump(mode="json"),
+                               if_seq_no=found["_seq_no"], if_primary_term=found["_primary_term"])
+            return updated
+        except elasticsearch.ConflictError:
+            continue  # changed by another request meanwhile: apply the change to the newer version
+    raise Conflict(f"pipeline {pipeline.crm_pipeline_id!r} is being changed by many requests at once; retry")

@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
+from recmatch import delivery
 from recmatch.api.errors import install_error_handlers
-from recmatch.api.routes import account, admin, health
+from recmatch.api.routes import account, actions, admin, deliveries, health, share, widget
 from recmatch.api.routes import pipelines as pipeline_routes
 from recmatch.config import Settings, get_settings
 from recmatch.errors import SearchUnavailable
@@ -51,14 +53,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.taxonomy = await asyncio.to_thread(Taxonomy.load, settings.taxonomy_path)
         app.state.es = make_async_client(settings)
         app.state.sync_es = make_client(settings)
+        app.state.secret = None
         try:
-            yield
+            if settings.delivery_in_api:
+                async with delivery.background_worker(es=app.state.es, names=IndexNames(settings.index_prefix),
+                                                      settings=settings):
+                    yield
+            else:
+                yield
         finally:
             await app.state.es.close()
             app.state.sync_es.close()
 
     app = FastAPI(title="recmatch", version="1", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
-    for router in (health.router, account.router, pipeline_routes.router, admin.router):
+    app.mount("/widget/static", StaticFiles(directory=widget.STATIC_DIR, check_dir=False), name="widget-static")
+    for router in (health.router, account.router, pipeline_routes.router, actions.router, widget.router,
+                   admin.router, deliveries.router, share.router):
         app.include_router(router)
     return app

@@ -9,10 +9,12 @@ from elasticsearch import AsyncElasticsearch, Elasticsearch
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from recmatch.accounts import Principal, authenticate, require_admin, require_matches
+from recmatch.accounts import KEY_PREFIX, Principal, authenticate, get_tenant, require_admin, require_matches
 from recmatch.config import Settings
+from recmatch.errors import NotAuthenticated, NotFound, NotPermitted
 from recmatch.es import IndexNames
 from recmatch.taxonomy import Taxonomy
+from recmatch.tokens import read_widget_token, server_secret
 
 bearer = HTTPBearer(auto_error=False, description="a seat's API key")
 
@@ -38,6 +40,15 @@ def get_taxonomy_dep(request: Request) -> Taxonomy:
     return request.app.state.taxonomy
 
 
+async def get_secret(request: Request) -> str:
+    """The signing secret for widget and share tokens (read once per process)."""
+    state = request.app.state
+    if getattr(state, "secret", None) is None:
+        state.secret = await server_secret(es=state.es, names=IndexNames(state.settings.index_prefix),
+                                           settings=state.settings)
+    return state.secret
+
+
 def get_today() -> date:
     """The day lists are computed for (UTC); tests override it to move time."""
     return datetime.now(UTC).date()
@@ -49,12 +60,29 @@ SyncEsDep = Annotated[Elasticsearch, Depends(get_sync_es)]
 NamesDep = Annotated[IndexNames, Depends(get_names)]
 TaxonomyDep = Annotated[Taxonomy, Depends(get_taxonomy_dep)]
 TodayDep = Annotated[date, Depends(get_today)]
+SecretDep = Annotated[str, Depends(get_secret)]
 
 
-async def get_principal(
-    es: EsDep, names: NamesDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> Principal:
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+async def get_principal(es: EsDep, names: NamesDep, credentials: BearerDep) -> Principal:
+    """A seat, by its API key (widget tokens are refused here)."""
+    if credentials is not None and not credentials.credentials.startswith(KEY_PREFIX):
+        raise NotPermitted("this call needs a seat API key; a widget token cannot make it")
     return await authenticate(es=es, names=names, api_key=credentials.credentials if credentials else None)
+
+
+async def get_viewer(request: Request, es: EsDep, names: NamesDep, credentials: BearerDep) -> Principal:
+    """A seat by its API key, or the framed widget by its token (then scoped to one pipeline)."""
+    if credentials is None or credentials.credentials.startswith(KEY_PREFIX):
+        return await get_principal(es, names, credentials)
+    claims = read_widget_token(secret=await get_secret(request), token=credentials.credentials)
+    try:
+        tenant = await get_tenant(es=es, names=names, tenant_id=claims.seat.tenant_id)
+    except NotFound:
+        raise NotAuthenticated("the widget token's tenant no longer exists") from None
+    return Principal(tenant=tenant, seat=claims.seat, pipeline_scope=claims.crm_pipeline_id)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -62,6 +90,13 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 def get_matches_principal(principal: PrincipalDep) -> Principal:
     return require_matches(principal)
+
+
+def get_matches_viewer(principal: Annotated[Principal, Depends(get_viewer)]) -> Principal:
+    return require_matches(principal)
+
+
+ViewerDep = Annotated[Principal, Depends(get_matches_viewer)]
 
 
 def get_admin_principal(principal: PrincipalDep) -> Principal:

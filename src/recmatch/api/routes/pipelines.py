@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from recmatch import matches, pipelines
-from recmatch.api.deps import EsDep, MatchesPrincipalDep, NamesDep, TaxonomyDep, TodayDep
+from recmatch.api.deps import EsDep, MatchesPrincipalDep, NamesDep, TaxonomyDep, TodayDep, ViewerDep
 from recmatch.api.errors import Problem, responses
 from recmatch.errors import RecmatchError
 from recmatch.models import PipelineId, PipelineIn
@@ -74,7 +74,7 @@ async def put_pipelines(
 @router.get("/pipelines/{crm_pipeline_id}", response_model=pipelines.PipelineView, responses=GATED,
             summary="A pipeline as stored")
 async def get_pipeline(
-    crm_pipeline_id: PipelinePath, es: EsDep, names: NamesDep, principal: MatchesPrincipalDep
+    crm_pipeline_id: PipelinePath, es: EsDep, names: NamesDep, principal: ViewerDep
 ) -> pipelines.PipelineView:
     stored = await pipelines.get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id)
     return pipelines.PipelineView.of(stored)
@@ -83,7 +83,7 @@ async def get_pipeline(
 @router.get("/pipelines/{crm_pipeline_id}/matches", response_model=matches.MatchesPage, responses=GATED,
             summary="Recommended Matches: up to 125 ranked candidates")
 async def get_matches(
-    crm_pipeline_id: PipelinePath, es: EsDep, names: NamesDep, principal: MatchesPrincipalDep, today: TodayDep,
+    crm_pipeline_id: PipelinePath, es: EsDep, names: NamesDep, principal: ViewerDep, today: TodayDep,
     page: Annotated[int, Query(ge=1, le=125, description="1-based page")] = 1,
     page_size: Annotated[int, Query(ge=1, le=125, description="candidates a page")] = 25,
     snapshot: Annotated[str | None, Query(max_length=64, pattern=r"^v\d+-\d{8}-l\d+$",

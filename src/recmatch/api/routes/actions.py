@@ -1,0 +1,124 @@
+"""What the recruiter does with a recommended candidate, and what the ranking learned from it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path
+from pydantic import BaseModel
+
+from recmatch import actions, learning
+from recmatch.actions import Action, ActionOut, DismissIn, InMailIn
+from recmatch.api.deps import EsDep, NamesDep, SecretDep, SettingsDep, TaxonomyDep, ViewerDep
+from recmatch.api.errors import responses
+from recmatch.api.routes.pipelines import PipelinePath
+from recmatch.pipelines import get_pipeline, update_pipeline
+
+router = APIRouter(prefix="/v1/pipelines/{crm_pipeline_id}", tags=["actions"])
+CandidatePath = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:@\-]{1,128}$")]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
+                                              description="the same key and body get the same answer")]
+ACTION_ERRORS = responses(401, 403, 404, 409, 422, 429, 503)
+
+
+async def _act(action: Action, crm_pipeline_id: str, candidate_id: str, key: str | None, es: EsDep,
+               names: NamesDep, settings: SettingsDep, secret: str, principal: ViewerDep,
+               body: BaseModel | None = None) -> dict:
+    fingerprint = actions.request_hash(action.value, crm_pipeline_id, candidate_id,
+                                       body.model_dump(mode="json") if body else None)
+    return await actions.idempotent(
+        es=es, names=names, principal=principal, key=key, fingerprint=fingerprint,
+        run=lambda: actions.perform(
+            es=es, names=names, settings=settings, secret=secret, principal=principal,
+            crm_pipeline_id=crm_pipeline_id, candidate_id=candidate_id, action=action,
+            inmail=body if isinstance(body, InMailIn) else None,
+            dismissal=body if isinstance(body, DismissIn) else None,
+        ),
+    )
+
+
+@router.post("/candidates/{candidate_id}/save", response_model=ActionOut, responses=ACTION_ERRORS)
+async def save(crm_pipeline_id: PipelinePath, candidate_id: CandidatePath, es: EsDep, names: NamesDep,
+               settings: SettingsDep, secret: SecretDep, principal: ViewerDep,
+               idempotency_key: IdempotencyKey = None) -> dict:
+    """Save the candidate to the pipeline as a prospect; the CRM receives `prospect.saved`."""
+    return await _act(Action.save, crm_pipeline_id, candidate_id, idempotency_key, es, names, settings, secret,
+                      principal)
+
+
+@router.post("/candidates/{candidate_id}/inmail", response_model=ActionOut, responses=ACTION_ERRORS)
+async def inmail(crm_pipeline_id: PipelinePath, candidate_id: CandidatePath, message: InMailIn, es: EsDep,
+                 names: NamesDep, settings: SettingsDep, secret: SecretDep, principal: ViewerDep,
+                 idempotency_key: IdempotencyKey = None) -> dict:
+    """Send an InMail through the messaging webhook, with a link where the candidate can share contact details."""
+    return await _act(Action.inmail, crm_pipeline_id, candidate_id, idempotency_key, es, names, settings, secret,
+                      principal, message)
+
+
+@router.post("/candidates/{candidate_id}/export", response_model=ActionOut, responses=ACTION_ERRORS)
+async def export(crm_pipeline_id: PipelinePath, candidate_id: CandidatePath, es: EsDep, names: NamesDep,
+                 settings: SettingsDep, secret: SecretDep, principal: ViewerDep,
+                 idempotency_key: IdempotencyKey = None) -> dict:
+    """Export the stub profile to the CRM (`profile.exported`): only if the candidate allows it, 300 a month."""
+    return await _act(Action.export, crm_pipeline_id, candidate_id, idempotency_key, es, names, settings, secret,
+                      principal)
+
+
+@router.post("/candidates/{candidate_id}/dismiss", response_model=ActionOut, responses=ACTION_ERRORS)
+async def dismiss(crm_pipeline_id: PipelinePath, candidate_id: CandidatePath, dismissal: DismissIn, es: EsDep,
+                  names: NamesDep, settings: SettingsDep, secret: SecretDep, principal: ViewerDep,
+                  idempotency_key: IdempotencyKey = None) -> dict:
+    """Dismiss the candidate with a reason; they leave this pipeline's next lists and the ranking learns."""
+    return await _act(Action.dismiss, crm_pipeline_id, candidate_id, idempotency_key, es, names, settings, secret,
+                      principal, dismissal)
+
+
+class LearnedEntry(BaseModel):
+    kind: str
+    key: str
+    label: str
+    direction: str
+    signals: int
+    weight: float
+    text: str
+
+
+class LearnedOut(BaseModel):
+    crm_pipeline_id: str
+    learning_version: int
+    items: list[LearnedEntry]
+
+
+def _learned_view(pipeline, taxonomy) -> LearnedOut:
+    counts = learning.FeedbackCounts.from_dict(pipeline.learned) if pipeline.learned else None
+    items = learning.describe(counts, label_of=lambda kind, key: _label(taxonomy, kind, key)) if counts else []
+    return LearnedOut(crm_pipeline_id=pipeline.crm_pipeline_id, learning_version=pipeline.learning_version,
+                      items=[LearnedEntry(**{field: getattr(item, field) for field in LearnedEntry.model_fields})
+                             for item in items])
+
+
+def _label(taxonomy, kind: str, key: str) -> str:
+    if kind == "occupation_codes":
+        try:
+            return taxonomy.occupation(key).title
+        except KeyError:
+            return key
+    return key
+
+
+@router.get("/learned", response_model=LearnedOut, responses=responses(401, 403, 404, 503))
+async def get_learned(crm_pipeline_id: PipelinePath, es: EsDep, names: NamesDep, principal: ViewerDep,
+                      taxonomy: TaxonomyDep) -> LearnedOut:
+    """What the ranking learned from this pipeline's actions, in the recruiter's words."""
+    pipeline = await get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id)
+    return _learned_view(pipeline, taxonomy)
+
+
+@router.delete("/learned", response_model=LearnedOut, responses=responses(401, 403, 404, 503))
+async def reset_learned(crm_pipeline_id: PipelinePath, es: EsDep, names: NamesDep, principal: ViewerDep,
+                        taxonomy: TaxonomyDep) -> LearnedOut:
+    """Forget what was learned; the next list ranks without it (acted-on candidates stay out)."""
+    pipeline = await get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id)
+    reset = await update_pipeline(es=es, names=names, pipeline=pipeline, change=lambda current: {
+        "learned": None, "learning_version": current.learning_version + 1})
+    return _learned_view(reset, taxonomy)
