@@ -11,12 +11,7 @@ Prints p50/p95 of each and the ratios. Usage: python scripts/bench_matches.py [-
 
 from __future__ import annotations
 
-import asyncio
-import csv
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from functools import partial
@@ -27,48 +22,13 @@ import httpx
 import typer
 from elasticsearch import Elasticsearch
 
-from recmatch import accounts, indexing
-from recmatch.api.app import prepare_cluster
-from recmatch.config import get_settings
-from recmatch.es import IndexNames, make_async_client, make_client
-from recmatch.models import PipelineIn
-from recmatch.query import baseline_query, build_query
-from recmatch.taxonomy import get_taxonomy
-from recmatch.understand import understand
-
-ROOT = Path(__file__).resolve().parents[1]
-NYC_JOBS = ROOT.parent / "shared" / "data" / "nyc_jobs" / "NYC_Jobs.csv"
-sys.path.insert(0, str(ROOT))
-from scripts.bench_reindex import ensure_source  # noqa: E402
-
-
-def pipelines_from_nyc_jobs(limit: int) -> list[PipelineIn]:
-    """Distinct real job titles, located in New York, with the skills their occupation lists."""
-    taxonomy = get_taxonomy()
-    seen, result = set(), []
-    with NYC_JOBS.open(encoding="utf-8", errors="replace") as handle:
-        for row in csv.DictReader(handle):
-            title = row["Business Title"].strip()[:200]
-            if not title or title.lower() in seen:
-                continue
-            seen.add(title.lower())
-            matches = taxonomy.match_title(title)
-            skills = [name for name, _ in taxonomy.skills(matches[0].code)[:4]] if matches else []
-            result.append(PipelineIn(title=title, locations=["New York, NY"], skills=skills, radius_km=40))
-            if len(result) == limit:
-                break
-    return result
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from recmatch.es import IndexNames, make_client  # noqa: E402
+from recmatch.query import baseline_query, build_query  # noqa: E402
+from recmatch.taxonomy import get_taxonomy  # noqa: E402
+from recmatch.understand import understand  # noqa: E402
+from scripts.benchkit import ensure_pool, nyc_pipelines, pool_settings, served, tenant_with_key  # noqa: E402
+from scripts.load import percentile  # noqa: E402
 
 
 def _timed_api(http: httpx.Client, crm_id: str) -> tuple[float, dict]:
@@ -90,42 +50,14 @@ def main(
     pipelines: Annotated[int, typer.Option(help="distinct pipelines cycled through")] = 50,
     keep_index: Annotated[bool, typer.Option(help="keep the benchmark index for the next run")] = True,
 ) -> None:
-    settings = get_settings().model_copy(update={"index_prefix": f"benchm{docs}"})
+    settings = pool_settings(docs)
     names = IndexNames(settings.index_prefix)
     es = make_client(settings)
-    prepare_cluster(settings)
-    if es.count(index=names.candidates)["count"] < docs * 0.99:
-        print(f"loading {docs:,} candidates into {names.candidates} ...")
-        source = ensure_source(docs)
-        indexing.reindex(es=es, settings=settings, source=source, rejects_path=Path(os.devnull))
-    print(f"index: {names.candidates} with {es.count(index=names.candidates)['count']:,} candidates")
-
-    async def tenant_and_key() -> str:
-        es_async = make_async_client(settings)
-        try:
-            tenant = await accounts.create_tenant(es=es_async, names=names, name="bench", crm_provider="bench")
-            _, api_key = await accounts.create_seat(es=es_async, names=names, tenant_id=tenant.tenant_id,
-                                                    email="bench@example.com", license=accounts.License.recruiter)
-            return api_key
-        finally:
-            await es_async.close()
-
-    key = asyncio.run(tenant_and_key())
-    port = free_port()
-    env = {**os.environ, "RECMATCH_INDEX_PREFIX": settings.index_prefix}
-    server = subprocess.Popen([sys.executable, "-m", "recmatch.cli", "serve", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if http.get("/readyz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        specs = pipelines_from_nyc_jobs(pipelines)
+    print(f"index: {names.candidates} with {ensure_pool(settings, docs):,} candidates")
+    key = tenant_with_key(settings, name="bench")
+    with served(settings) as (base, _):
+        http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+        specs = nyc_pipelines(pipelines)
         taxonomy = get_taxonomy()
         fresh, raw, cached, took_ours, took_base, mismatched = [], [], [], [], [], 0
         for number in range(rounds + 5):  # the first 5 rounds warm up and are not counted
@@ -160,9 +92,6 @@ def main(
                 cached.append(cached_seconds * 1000)
                 took_ours.append(raw_response["took"])
                 took_base.append(base_took)
-    finally:
-        server.terminate()
-        server.wait()
     if not keep_index:
         es.options(ignore_status=404).indices.delete(index=f"{settings.index_prefix}-*", expand_wildcards="all")
     rows = [("fresh list (API)", fresh), ("raw search, same body", raw), ("cached snapshot page (API)", cached),

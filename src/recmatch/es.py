@@ -205,11 +205,21 @@ PLAIN_INDICES = (
 
 
 def ensure_indices(es: Elasticsearch, names: IndexNames, *mappings: str) -> None:
-    """Create the named plain indices (default: all of them) from index_mappings/ when missing."""
+    """Create the named plain indices (default: all) from index_mappings/, or add the fields a newer mapping has."""
     for mapping in mappings or PLAIN_INDICES:
-        if _mappings_dir().joinpath(f"{mapping}.json").is_file() and not es.indices.exists(index=names.index(mapping)):
+        if not _mappings_dir().joinpath(f"{mapping}.json").is_file():
+            continue
+        body = load_mapping(mapping)
+        index = names.index(mapping)
+        if not es.indices.exists(index=index):
             try:
-                es.indices.create(index=names.index(mapping), **load_mapping(mapping))
+                es.indices.create(index=index, **body)
             except elasticsearch.BadRequestError as exc:
                 if exc.error != "resource_already_exists_exception":  # another process made it meanwhile
                     raise
+            continue
+        current = es.indices.get_mapping(index=index)[index]["mappings"].get("_meta", {}).get("mapping_version", 0)
+        if current < body["mappings"]["_meta"]["mapping_version"]:
+            # New versions only add fields, which Elasticsearch applies in place.
+            es.indices.put_mapping(index=index, properties=body["mappings"]["properties"],
+                                   meta=body["mappings"]["_meta"])

@@ -102,3 +102,10 @@ def test_read_source_streams_plain_and_gzip_with_line_numbers(tmp_path):
     for name in ("c.jsonl", "c.jsonl.gz"):
         lines = [(number, raw) for number, raw, _ in read_source(tmp_path / name)]
         assert lines == [(1, b'{"a": 1}'), (3, b'{"b": 2}')]
+
+
+def test_every_mapping_declares_a_version_and_strict_fields():
+    for name in mapping_names():
+        body = load_mapping(name)
+        assert body["mappings"]["_meta"]["mapping_version"] >= 1, name
+        assert body["mappings"]["dynamic"] == "strict", name
