@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
@@ -129,18 +130,17 @@ async def perform(
     except elasticsearch.ConflictError:
         raise Conflict(f"another action on {candidate_id} was recorded at the same moment; retry") from None
 
+    # The status is recorded (the guard against doing it twice); the rest is independent: write it at once.
     features = learning.features_of(candidate)
-    await _record_event(es=es, names=names, principal=principal, pipeline=pipeline, candidate_id=candidate_id,
-                        action=action.value, reason=dismissal.reason if dismissal else None, candidate=candidate,
-                        at=now)
-    learned = await update_pipeline(
-        es=es, names=names, pipeline=pipeline,
-        change=lambda current: _learn(current, features=features, action=action, candidate_id=candidate_id,
-                                      reason=dismissal.reason if dismissal else None),
+    reason = dismissal.reason if dismissal else None
+    _, learned, (delivery_id, share_url) = await asyncio.gather(
+        _record_event(es=es, names=names, principal=principal, pipeline=pipeline, candidate_id=candidate_id,
+                      action=action.value, reason=reason, candidate=candidate, at=now),
+        update_pipeline(es=es, names=names, pipeline=pipeline, change=lambda current: _learn(
+            current, features=features, action=action, candidate_id=candidate_id, reason=reason)),
+        _tell(es=es, names=names, settings=settings, secret=secret, principal=principal, pipeline=pipeline,
+              candidate_id=candidate_id, candidate=candidate, action=action, inmail=inmail),
     )
-    delivery_id, share_url = await _tell(es=es, names=names, settings=settings, secret=secret, principal=principal,
-                                         pipeline=pipeline, candidate_id=candidate_id, candidate=candidate,
-                                         action=action, inmail=inmail)
     return ActionOut(action=action, crm_pipeline_id=crm_pipeline_id, candidate_id=candidate_id,
                      status=_STATUS[action], at=now, repeated=False, delivery_id=delivery_id, share_url=share_url,
                      learning_version=learned.learning_version)
