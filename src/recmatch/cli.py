@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -87,8 +88,10 @@ class _DocsPerSecond(ProgressColumn):
 @app.command()
 def reindex(
     source: Annotated[Path | None, typer.Option(help="candidates as JSON Lines (.jsonl or .jsonl.gz)")] = None,
-    rejects: Annotated[Path | None, typer.Option(help="where rejected lines go [default: SOURCE name + .rejects.jsonl in the current folder]")] = None,
-    threshold: Annotated[float | None, typer.Option(min=0, max=1, help="largest share of rejected lines that still swaps")] = None,
+    rejects: Annotated[Path | None, typer.Option(
+        help="where rejected lines go [default: SOURCE name + .rejects.jsonl in the current folder]")] = None,
+    threshold: Annotated[float | None, typer.Option(
+        min=0, max=1, help="largest share of rejected lines that still swaps")] = None,
     rollback: Annotated[bool, typer.Option("--rollback", help="point the alias back at the previous index")] = False,
 ) -> None:
     """Load candidates into a new index and swap the alias to it atomically (or roll back)."""
@@ -334,6 +337,7 @@ def demo(
     typer.echo(f"""
 recmatch demo is ready (tenant {tenant_id!r}, an admin seat).
   API key:   {api_key}
+  Sandbox:   {base}/sandbox   (plays the CRM: edit the pipeline, use the framed widget)
   API docs:  {base}/docs
   Try it:    curl -s -H 'Authorization: Bearer {api_key}' '{base}/v1/pipelines/demo-backend/matches?page_size=5'
   Sync one:  curl -s -X PUT -H 'Authorization: Bearer {api_key}' -H 'Content-Type: application/json' \\
@@ -341,6 +345,10 @@ recmatch demo is ready (tenant {tenant_id!r}, an admin seat).
                '{base}/v1/pipelines/demo-nurse'
 """)
     if serve_api:
+        # The sandbox plays the demo tenant's CRM; it is off unless a demo turns it on.
+        os.environ.update({"RECMATCH_SANDBOX_ENABLED": "true", "RECMATCH_SANDBOX_TENANT": tenant_id,
+                           "RECMATCH_PUBLIC_BASE_URL": base})
+        get_settings.cache_clear()
         serve(host=host, port=port, workers=1)
 
 
