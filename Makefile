@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 DEMO_COUNT ?= 5000
 DEMO_DATA := var/demo-candidates-$(DEMO_COUNT).jsonl.gz
 PYTEST_ARGS ?=
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: help setup es-up es-down demo-data load-demo run test unit integration lint bench-reindex clean
 
@@ -38,7 +40,11 @@ load-demo: es-up demo-data  ## reindex the demo candidates into the local node
 run: es-up demo-data  ## local Elasticsearch + demo data + a demo tenant, then the API on 127.0.0.1:8000
 	$(BIN)/recmatch demo --source $(DEMO_DATA)
 
-test: setup  ## all tests; integration tests start the local node themselves when no RECMATCH_ES_URL answers
+$(CHROMIUM):  # Debian's Chromium for the browser tests (Playwright never downloads a browser here)
+	$(SUDO) apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium
+
+test: setup $(CHROMIUM)  ## all tests; they start the local Elasticsearch node themselves when none answers
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 unit: setup  ## unit tests only (no Elasticsearch)

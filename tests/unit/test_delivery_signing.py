@@ -15,21 +15,23 @@ import pytest
 
 from recmatch.delivery import backoff_seconds, envelope, sign, verify
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs" / "webhooks.md"
+README = ROOT / "README.md"
 SECRET = "whsec-test-secret"
 BODY = b'{"id":"d-1","event":"prospect.saved","data":{"name":"Zo\xc3\xab"}}'
 
 
-@pytest.fixture(scope="module")
-def docs_verify() -> Callable[..., bool]:
-    """The verification snippet exactly as the docs show it, executed."""
-    blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(encoding="utf-8"), flags=re.DOTALL)
+@pytest.fixture(scope="module", params=[DOCS, README], ids=["docs", "readme"])
+def docs_verify(request: pytest.FixtureRequest) -> Callable[..., bool]:
+    """The verification snippet exactly as the docs (and the README) show it, executed."""
+    blocks = re.findall(r"```python\n(.*?)```", request.param.read_text(encoding="utf-8"), flags=re.DOTALL)
     [snippet] = [block for block in blocks if "def verify_recmatch_signature" in block]
     imported = {alias.name for node in ast.walk(ast.parse(snippet)) if isinstance(node, ast.Import | ast.ImportFrom)
                 for alias in node.names}
     assert imported <= {"hashlib", "hmac", "time"}, f"the snippet must need only the standard library: {imported}"
     namespace: dict = {}
-    exec(compile(snippet, str(DOCS), "exec"), namespace)  # noqa: S102 - our own docs
+    exec(compile(snippet, str(request.param), "exec"), namespace)  # noqa: S102 - our own docs
     return namespace["verify_recmatch_signature"]
 
 
