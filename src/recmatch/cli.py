@@ -274,8 +274,11 @@ def serve(
     """Run the API (uvicorn)."""
     import uvicorn
 
+    from recmatch import observability
+
+    observability.prepare_metrics_dir(workers)  # several processes share one set of metrics
     uvicorn.run("recmatch.api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="info", proxy_headers=True)
+                log_level="info", proxy_headers=True, log_config=observability.uvicorn_log_config())
 
 
 @app.command()
@@ -392,6 +395,37 @@ def deliver(
         await delivery.run_worker(es=es, names=names, settings=settings, stop=stop, worker_id=name, limit=limit)
 
     _with_async_es(forever)
+
+
+# -- kibana --------------------------------------------------------------------------------------------
+
+kibana_app = typer.Typer(help="Kibana: recmatch's data views, dashboard and saved searches.", no_args_is_help=True)
+app.add_typer(kibana_app, name="kibana")
+
+
+@kibana_app.command("import")
+def kibana_import(
+    url: Annotated[str, typer.Option(help="Kibana's base URL")] = "http://127.0.0.1:5601",
+    file: Annotated[Path | None, typer.Option(help="NDJSON file", show_default="kibana/recmatch.ndjson")] = None,
+    prefix: Annotated[str | None, typer.Option(help="index prefix", show_default="RECMATCH_INDEX_PREFIX")] = None,
+    space: Annotated[str | None, typer.Option(help="a Kibana space", show_default="the default space")] = None,
+    keep_existing: Annotated[bool, typer.Option(help="leave objects that already exist as they are")] = False,
+    wait: Annotated[float, typer.Option(help="seconds to wait for Kibana to be ready")] = 0.0,
+    api_key: Annotated[str | None, typer.Option(envvar="KIBANA_API_KEY", help="a Kibana API key")] = None,
+    username: Annotated[str | None, typer.Option(envvar="KIBANA_USERNAME", help="a Kibana user")] = None,
+    password: Annotated[str | None, typer.Option(envvar="KIBANA_PASSWORD", help="that user's password")] = None,
+) -> None:
+    """Load the data views, the hiring-signals dashboard and the dead-deliveries search into Kibana."""
+    from recmatch import kibana
+
+    objects = file or kibana.DEFAULT_OBJECTS
+    if not objects.is_file():
+        raise typer.BadParameter(f"no such file: {objects}", param_hint="--file")
+    result = _run(lambda: kibana.import_saved_objects(
+        url=url, objects=objects, prefix=prefix or get_settings().index_prefix, space=space,
+        overwrite=not keep_existing, wait=wait, api_key=api_key, username=username, password=password))
+    console.print(f"{result.describe()} into {url}", highlight=False)
+    console.print(f"dashboard: {url.rstrip('/')}{f'/s/{space}' if space else ''}/app/dashboards", highlight=False)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -87,6 +87,7 @@ class MatchesPage(BaseModel):
     unresolved_locations: list[str] = Field(description="pipeline locations recmatch could not place on a map")
     candidates: list[MatchCandidate]
     query: dict[str, Any] | None = Field(default=None, description="the exact search body (explain=true)")
+    computed: bool = Field(description="this request ranked the list (false: it was read from the snapshot)")
 
 
 def snapshot_key(pipeline: StoredPipeline, day: date) -> str:
@@ -130,6 +131,7 @@ async def list_matches(
         pipeline = await get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id)
         found = await load_snapshot(es=es, names=names, tenant_id=tenant_id, crm_pipeline_id=crm_pipeline_id,
                                     key=snapshot_key(pipeline, today))
+    computed = found is None
     if found is None:
         found, sources = await compute_snapshot(es=es, names=names, pipeline=pipeline, day=today)
         await touch_pipeline(es=es, names=names, pipeline=pipeline)
@@ -154,6 +156,7 @@ async def list_matches(
         unresolved_locations=found.unresolved_locations,
         candidates=entries[start : start + page_size],
         query=found.query if explain else None,
+        computed=computed,
     )
 
 

@@ -40,7 +40,7 @@ def _image_version(image: str, repository: str) -> str:
 
 
 def test_compose_has_the_three_services(compose):
-    assert set(compose["services"]) == {"elasticsearch", "kibana", "api"}
+    assert set(compose["services"]) == {"elasticsearch", "kibana", "api", "kibana-setup"}
 
 
 def test_elasticsearch_and_kibana_run_the_configured_version(compose):

@@ -10,13 +10,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from recmatch import delivery
+from recmatch import delivery, observability
 from recmatch.api.errors import install_error_handlers
 from recmatch.api.routes import account, actions, admin, deliveries, health, share, widget
 from recmatch.api.routes import pipelines as pipeline_routes
 from recmatch.config import Settings, get_settings
 from recmatch.errors import SearchUnavailable
-from recmatch.es import IndexNames, check_server_version, ensure_indices, make_async_client, make_client
+from recmatch.es import IndexNames, check_server_version, ensure_indices, make_client
 from recmatch.indexing import ensure_candidates_alias
 from recmatch.taxonomy import Taxonomy
 
@@ -51,8 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("Elasticsearch is not reachable at start: %s", exc.detail)
         app.state.settings = settings
         app.state.taxonomy = await asyncio.to_thread(Taxonomy.load, settings.taxonomy_path)
-        app.state.es = make_async_client(settings)
-        app.state.sync_es = make_client(settings)
+        app.state.es = observability.instrumented_async_client(settings)
+        app.state.sync_es = observability.instrumented_client(settings)
         app.state.secret = None
         try:
             if settings.delivery_in_api:
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="recmatch", version="1", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
+    observability.install(app)
     app.mount("/widget/static", StaticFiles(directory=widget.STATIC_DIR, check_dir=False), name="widget-static")
     for router in (health.router, account.router, pipeline_routes.router, actions.router, widget.router,
                    admin.router, deliveries.router, share.router):

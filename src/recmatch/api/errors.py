@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recmatch.errors import RecmatchError
+from recmatch.observability import current_request_id
 
 log = logging.getLogger("recmatch.api")
 
@@ -65,4 +66,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(500, "InternalError", "recmatch failed to answer this request; it has been logged")
+        response = problem(500, "InternalError", "recmatch failed to answer this request; it has been logged")
+        request_id = current_request_id()
+        if request_id:  # the middleware cannot add it to a response built after the exception left it
+            response.headers["X-Request-Id"] = request_id
+        return response

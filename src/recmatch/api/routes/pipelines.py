@@ -12,6 +12,7 @@ from recmatch.api.deps import EsDep, MatchesPrincipalDep, NamesDep, TaxonomyDep,
 from recmatch.api.errors import Problem, responses
 from recmatch.errors import RecmatchError
 from recmatch.models import PipelineId, PipelineIn
+from recmatch.observability import record_snapshot_lookup
 
 router = APIRouter(prefix="/v1", tags=["pipelines"])
 PipelinePath = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:\-]{1,128}$", description="the CRM's pipeline id")]
@@ -91,7 +92,9 @@ async def get_matches(
     explain: Annotated[bool, Query(description="add the exact search body (paste into Kibana Dev Tools)")] = False,
 ) -> matches.MatchesPage:
     """Pages of one list that stays the same for the day unless the pipeline's ranking fields change."""
-    return await matches.list_matches(
+    listing = await matches.list_matches(
         es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id, today=today,
         page=page, page_size=page_size, snapshot=snapshot, explain=explain,
     )
+    record_snapshot_lookup(cached=not listing.computed)
+    return listing
