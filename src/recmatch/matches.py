@@ -32,6 +32,7 @@ class SnapshotEntry(BaseModel):
     reasons: list[str]
     matched_skills: list[str]
     distance_km: float | None
+    nearest_location: str | None = None
     new: bool
 
 
@@ -64,6 +65,7 @@ class MatchCandidate(BaseModel):
     company: str | None = None
     location: str | None = None
     distance_km: float | None = Field(default=None, description="to the nearest pipeline location")
+    nearest_location: str | None = Field(default=None, description="that location, as the pipeline names it")
     open_to_remote: bool = False
     allow_export: bool = False
     profile_url: str | None = None
@@ -213,6 +215,7 @@ async def compute_snapshot(
                 reasons=list(explanation.reasons),
                 matched_skills=list(explanation.matched_skills),
                 distance_km=explanation.distance_km,
+                nearest_location=explanation.nearest_location,
                 new=previous is not None and hit["_id"] not in previous,
             )
         )
@@ -299,6 +302,7 @@ def _listed(snapshot: Snapshot, sources: dict[str, dict[str, Any]], statuses: di
                 company=source.get("company"),
                 location=(source.get("location") or {}).get("name"),
                 distance_km=entry.distance_km,
+                nearest_location=entry.nearest_location,
                 open_to_remote=source.get("open_to_remote", False),
                 allow_export=source.get("allow_export", False),
                 profile_url=source.get("profile_url"),

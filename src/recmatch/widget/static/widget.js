@@ -471,11 +471,12 @@
 
   function whereText(candidate) {
     const parts = [];
-    const distance = (candidate.reasons || []).find((reason) => /^(< 1|[\d,.]+) km from /.test(reason));
     const area = (candidate.reasons || []).find((reason) => /^in /.test(reason));
-    if (distance) parts.push(distance);
-    else if (area && candidate.distance_km != null) parts.push(area);
-    else if (candidate.distance_km != null) parts.push(`${Math.round(candidate.distance_km)} km away`);
+    if (area && candidate.distance_km != null) parts.push(area);  // inside a region or country it names
+    else if (candidate.distance_km != null && candidate.nearest_location) {
+      const km = candidate.distance_km < 1 ? "< 1" : Math.round(candidate.distance_km).toLocaleString("en");
+      parts.push(`${km} km from ${candidate.nearest_location}`);
+    } else if (candidate.distance_km != null) parts.push(`${Math.round(candidate.distance_km)} km away`);
     if (candidate.open_to_remote) parts.push("open to remote");
     return parts.join(" · ");
   }
