@@ -3,19 +3,23 @@
 Flow (the API keeps ``FeedbackCounts.to_dict()`` in the pipeline document's ``learned`` field)::
 
     features_of(candidate _source)  →  record(counts, features=…, signal=…, reason=…)  →  new counts
-    learned_boosts(counts, prior=…)  →  LearnedBoosts for query.build_query (None: nothing learned yet)
-    describe(counts)                 →  "more like: Kubernetes (4 saves)", "less like: sales titles (2 dismissals)"
+    learned_boosts(counts, …)        →  LearnedBoosts for query.build_query (None: nothing learned yet)
+    describe(counts, …)              →  "more like: Kubernetes (4 saves)", "less like: Sales Managers titles (2 …)"
 
 Save, InMail and export are positive: every feature of the candidate gains a positive. A dismissal is negative only
 for what its reason names (title → occupation codes, location → region, skills → skills, seniority → seniority);
-"other" (or no reason) is a vague negative on every feature, worth ``VAGUE_WEIGHT`` of a targeted one.
+"other" (or no reason) is a vague negative on every feature, worth ``VAGUE_WEIGHT`` of a targeted one. A candidate
+whose title maps to several occupations spreads one signal over them: we cannot tell which reading the recruiter
+meant.
 
-A key's weight is its smoothed log-odds ``log((p + PSEUDO) / (n + PSEUDO))`` times the kind's ``scale``, then
-``exp`` and clamped to [MIN_BOOST, MAX_BOOST]: PSEUDO pseudo-signals on each side keep one signal well away from
-the bounds, and a key needs ``min_evidence`` signals before it moves at all. Skills are many per candidate and the
-query multiplies every matching boost, so a skill's weight is shrunk by how many skills a positive candidate
-brings (``skills_per_positive``): a candidate like the saved ones gains about what one saved occupation gives.
-A tenant-wide prior (other pipelines' counts) may add at most ``PRIOR_SIGNALS`` signals' worth of pseudo-counts.
+A key's weight is its smoothed log-odds ``log((p + PSEUDO) / (n + PSEUDO))`` times its kind's ``scale``, then
+``exp``, clamped to [MIN_BOOST, MAX_BOOST]. PSEUDO pseudo-signals on each side keep one signal well away from the
+bounds, and a key needs ``min_evidence`` signals before it moves at all. The query multiplies every matching boost,
+so kinds a candidate has many of (skills) or that say little on their own (company, seniority) get a small scale:
+they order candidates the occupation boost leaves level rather than overturn the ranking. Regions are only ever
+lowered, never for a region with a positive in it, and never for the pipeline's own places (``home_regions``): the
+pipeline's radius already says how far is too far, a dismissal "location" says which far places are not wanted.
+A tenant-wide prior (the sum of other pipelines' counts, ``merged``) adds at most ``PRIOR_SIGNALS`` signals' worth.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, get_args
 
 from recmatch.query import MAX_BOOST, MIN_BOOST, LearnedBoosts
+from recmatch.understand import Understanding
 
 __all__ = [
     "KINDS",
@@ -34,12 +39,13 @@ __all__ = [
     "CandidateFeatures",
     "DismissReason",
     "FeedbackCounts",
-    "Kind",
     "KeyCounts",
+    "Kind",
     "LearnedItem",
     "Signal",
     "describe",
     "features_of",
+    "home_regions",
     "learned_boosts",
     "merged",
     "record",
@@ -66,6 +72,9 @@ REASON_KINDS: Mapping[DismissReason, tuple[Kind, ...]] = {
 VAGUE_WEIGHT = 0.25  # an "other" dismissal counts this much of a negative on every feature
 PSEUDO = 2.0  # pseudo-signals on each side of a key's log-odds
 PRIOR_SIGNALS = 2.0  # a tenant-wide prior weighs at most this many of the pipeline's own signals
+SHOWN_CHANGE = 0.05  # describe() leaves out weights closer to 1 than this: they only break ties
+_MIN_CHANGE = 0.005  # learned_boosts() leaves out weights closer to 1 than this
+_FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,22 +82,32 @@ class _KindModel:
     scale: float  # multiplies the smoothed log-odds
     min_evidence: float  # signals on a key before it gets a weight
     max_keys: int  # kept in the stored counts; the weakest go first
-    can_raise: bool = True  # False: positives only protect a key from negatives (see regions)
+    can_raise: bool = True  # False: only lowered, and a positive protects the key (regions)
 
 
+# Tuned on the seed-2 pool of scripts/eval_feedback.py; reported on seed 1.
 _MODELS: Mapping[Kind, _KindModel] = {
-    "occupation_codes": _KindModel(scale=1.0, min_evidence=1.0, max_keys=40),
-    "skills": _KindModel(scale=1.0, min_evidence=2.0, max_keys=80),
-    "companies": _KindModel(scale=0.5, min_evidence=2.0, max_keys=30),
-    "seniority": _KindModel(scale=0.5, min_evidence=2.0, max_keys=8),
-    "regions": _KindModel(scale=0.75, min_evidence=1.0, max_keys=30, can_raise=False),
+    "occupation_codes": _KindModel(scale=0.5, min_evidence=1.0, max_keys=40),
+    # Divided by √(skills a positive candidate brings), since every matching skill multiplies.
+    "skills": _KindModel(scale=0.3, min_evidence=1.0, max_keys=80),
+    "companies": _KindModel(scale=0.2, min_evidence=1.0, max_keys=30),
+    "seniority": _KindModel(scale=0.2, min_evidence=1.0, max_keys=8),
+    "regions": _KindModel(scale=0.25, min_evidence=2.0, max_keys=30, can_raise=False),
 }
-SPREAD_EXP = 1.0
-SPREAD_NEG = False
-SPREAD_POS = False
-REGION_RULE = False
-_MIN_CHANGE = 0.02  # weights closer to 1 than this are left out of the boosts
-_FORMAT_VERSION = 1
+
+_PHRASES: Mapping[Kind, str] = {
+    "occupation_codes": "{} titles",
+    "skills": "{}",
+    "companies": "people at {}",
+    "seniority": "{}-level people",
+    "regions": "people in {}",
+}
+_NOUNS: Mapping[Signal, tuple[str, str]] = {
+    "save": ("save", "saves"),
+    "inmail": ("InMail", "InMails"),
+    "export": ("export", "exports"),
+    "dismiss": ("dismissal", "dismissals"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +122,7 @@ class CandidateFeatures:
     region: str | None = None
 
     def keys(self, kind: Kind) -> tuple[str, ...]:
-        """This candidate's keys of one kind (a region key is "US" or "US-TX", the most precise one known)."""
+        """This candidate's keys of one kind (a region key is "US-TX" when the region is known, else "US")."""
         if kind == "occupation_codes":
             return self.occupation_codes
         if kind == "skills":
@@ -120,7 +139,7 @@ class CandidateFeatures:
 def features_of(source: Mapping[str, Any]) -> CandidateFeatures:
     """The features of a candidate document's ``_source`` (fields as ``recmatch.documents`` writes them)."""
     location = source.get("location") or {}
-    country = _text(location.get("country"))
+    country = _text(location.get("country")) if isinstance(location, Mapping) else None
     return CandidateFeatures(
         occupation_codes=_unique(source.get("occupation_codes")),
         skills=_unique(source.get("skills")),
@@ -132,21 +151,17 @@ def features_of(source: Mapping[str, Any]) -> CandidateFeatures:
 
 
 class KeyCounts(NamedTuple):
-    """Signals on one key: positives, targeted negatives, and vague ("other") dismissals."""
+    """Signals on one key: their weight as evidence, and how many signals (for recruiter words)."""
 
-    positives: float = 0
-    negatives: float = 0
-    vague: float = 0
-
-    @property
-    def negative_weight(self) -> float:
-        """Negatives as evidence: a vague dismissal counts VAGUE_WEIGHT."""
-        return self.negatives + VAGUE_WEIGHT * self.vague
+    positives: float = 0.0  # a candidate with k occupation codes adds 1/k to each
+    negatives: float = 0.0  # a vague ("other") dismissal adds VAGUE_WEIGHT
+    positive_signals: int = 0
+    negative_signals: int = 0
 
     @property
     def evidence(self) -> float:
         """How much was seen about this key."""
-        return self.positives + self.negative_weight
+        return self.positives + self.negatives
 
 
 _EMPTY_KEY = KeyCounts()
@@ -162,11 +177,12 @@ class FeedbackCounts:
     seniority: Mapping[str, KeyCounts] = field(default_factory=dict)
     regions: Mapping[str, KeyCounts] = field(default_factory=dict)
     signals: Mapping[Signal, int] = field(default_factory=dict)
-    skills_seen: int = 0  # skills over all positive candidates, for the mean a positive brings
+    skills_seen: int = 0  # skills over all positive candidates, for the mean one brings
 
     def of(self, kind: Kind) -> Mapping[str, KeyCounts]:
         """The counts of one kind."""
-        return getattr(self, kind)  # type: ignore[no-any-return]
+        table: Mapping[str, KeyCounts] = getattr(self, kind)
+        return table
 
     @property
     def positives(self) -> int:
@@ -180,18 +196,19 @@ class FeedbackCounts:
 
     @property
     def skills_per_positive(self) -> float:
-        """The mean number of skills a positive candidate had (1 when none was seen)."""
-        return self.skills_seen / self.positives if self.positives and self.skills_seen else 1.0
+        """The mean number of skills of a positive candidate (1 when none was seen)."""
+        return max(1.0, self.skills_seen / self.positives) if self.positives else 1.0
 
     def to_dict(self) -> dict[str, Any]:
-        """A compact JSON-able dict (key → [positives, negatives] or [positives, negatives, vague])."""
+        """A compact JSON-able dict: key → [positive signals, negative signals] when those are the evidence as well,
+        else [positives, negatives, positive signals, negative signals]."""
         data: dict[str, Any] = {"v": _FORMAT_VERSION, "signals": {s: n for s, n in self.signals.items() if n}}
         if self.skills_seen:
             data["skills_seen"] = self.skills_seen
         for kind in KINDS:
-            keys = self.of(kind)
-            if keys:
-                data[kind] = {key: list(counts if counts.vague else counts[:2]) for key, counts in keys.items()}
+            table = self.of(kind)
+            if table:
+                data[kind] = {key: _compact(counts) for key, counts in table.items()}
         return data
 
     @classmethod
@@ -200,19 +217,20 @@ class FeedbackCounts:
         try:
             if int(data.get("v", _FORMAT_VERSION)) != _FORMAT_VERSION:
                 raise ValueError(f"unknown format version {data.get('v')!r}")
-            signals = {s: int(n) for s, n in (data.get("signals") or {}).items() if s in SIGNALS and int(n) > 0}
-            kinds = {
-                kind: {str(key): KeyCounts(*(int(n) for n in counts)) for key, counts in (data.get(kind) or {}).items()}
-                for kind in KINDS
+            signals: dict[Signal, int] = {
+                signal: int(n) for signal, n in (data.get("signals") or {}).items() if signal in SIGNALS and int(n) > 0
             }
-            return cls(**kinds, signals=signals, skills_seen=int(data.get("skills_seen", 0)))
+            tables = {
+                kind: {str(key): _expand(values) for key, values in (data.get(kind) or {}).items()} for kind in KINDS
+            }
+            return cls(**tables, signals=signals, skills_seen=int(data.get("skills_seen", 0)))
         except (TypeError, ValueError, AttributeError) as error:
             raise ValueError(f"not stored feedback counts: {error!r}") from error
 
 
 @dataclass(frozen=True, slots=True)
 class LearnedItem:
-    """One learned preference as the recruiter sees it."""
+    """One learned preference as the recruiter sees it; ``text`` is the whole sentence."""
 
     kind: Kind
     key: str
@@ -220,7 +238,15 @@ class LearnedItem:
     direction: Direction
     signals: int
     weight: float
-    text: str  # "more like: Kubernetes (4 saves)", "less like: sales titles (2 dismissals)"
+    text: str
+
+
+def home_regions(understanding: Understanding) -> frozenset[str]:
+    """The region keys of a pipeline's own places ("US", "US-TX"), for ``learned_boosts`` and ``describe``."""
+    keys = {place.country.upper() for place in understanding.locations if place.country}
+    keys |= {f"{place.country.upper()}-{place.region}" for place in understanding.locations
+             if place.country and place.region}
+    return frozenset(keys)
 
 
 def record(
@@ -230,37 +256,38 @@ def record(
     signal: Signal,
     reason: DismissReason | None = None,
 ) -> FeedbackCounts:
-    """The counts after one signal on a candidate with these features (reason: only for dismissals)."""
+    """The counts after one signal on a candidate with these features (a reason goes with dismissals only)."""
     if signal not in SIGNALS:
         raise ValueError(f"unknown signal {signal!r}")
     if reason is not None and (signal != "dismiss" or reason not in DISMISS_REASONS):
         raise ValueError(f"reason {reason!r} does not go with signal {signal!r}")
     positive = signal in POSITIVE_SIGNALS
-    targeted = () if positive else REASON_KINDS[reason or "other"]
-    vague = not positive and (reason or "other") == "other"
-    updated: dict[str, Mapping[str, KeyCounts]] = {}
+    why: DismissReason = reason or "other"
+    weight = 1.0 if positive or why != "other" else VAGUE_WEIGHT
+    tables: dict[Kind, Mapping[str, KeyCounts]] = {}
     for kind in KINDS:
-        keys = features.keys(kind)
-        if not keys or not (positive or kind in targeted):
+        if not positive and kind not in REASON_KINDS[why]:
             continue
         table = dict(counts.of(kind))
-        unique = list(dict.fromkeys(keys))
-        share = 1.0
-        if kind == "occupation_codes" and ((not positive and SPREAD_NEG) or (positive and SPREAD_POS)):
-            share = 1.0 / len(unique) ** SPREAD_EXP
-        for key in unique:
+        keys = _keys_in(table, kind, features.keys(kind))
+        if not keys:
+            continue
+        share = weight / len(keys) if kind == "occupation_codes" else weight
+        for key in keys:
             before = table.pop(key, _EMPTY_KEY)  # re-inserted last: the most recently touched key
-            table[key] = KeyCounts(
-                positives=before.positives + positive * share,
-                negatives=before.negatives + (not positive and not vague) * share,
-                vague=before.vague + vague * share,
+            table[key] = KeyCounts(  # rounded as stored, so that counts survive a JSON round trip unchanged
+                positives=round(before.positives + (share if positive else 0.0), 4),
+                negatives=round(before.negatives + (0.0 if positive else share), 4),
+                positive_signals=before.positive_signals + positive,
+                negative_signals=before.negative_signals + (not positive),
             )
-        updated[kind] = _bounded_keys(table, _MODELS[kind].max_keys)
+        tables[kind] = _bounded_keys(table, _MODELS[kind].max_keys)
     signals = dict(counts.signals)
     signals[signal] = signals.get(signal, 0) + 1
-    skills_seen = counts.skills_seen + (len(set(features.skills)) if positive else 0)
     return FeedbackCounts(
-        **{kind: updated.get(kind, counts.of(kind)) for kind in KINDS}, signals=signals, skills_seen=skills_seen
+        **{kind: tables.get(kind, counts.of(kind)) for kind in KINDS},
+        signals=signals,
+        skills_seen=counts.skills_seen + (len(set(features.skills)) if positive else 0),
     )
 
 
@@ -274,7 +301,12 @@ def merged(all_counts: Iterable[FeedbackCounts]) -> FeedbackCounts:
             table = tables[kind]
             for key, added in counts.of(kind).items():
                 before = table.get(key, _EMPTY_KEY)
-                table[key] = KeyCounts(*(a + b for a, b in zip(before, added, strict=True)))
+                table[key] = KeyCounts(
+                    round(before.positives + added.positives, 4),
+                    round(before.negatives + added.negatives, 4),
+                    before.positive_signals + added.positive_signals,
+                    before.negative_signals + added.negative_signals,
+                )
         for signal, n in counts.signals.items():
             signals[signal] = signals.get(signal, 0) + n
         skills_seen += counts.skills_seen
@@ -288,9 +320,13 @@ def merged(all_counts: Iterable[FeedbackCounts]) -> FeedbackCounts:
 def learned_boosts(
     counts: FeedbackCounts, *, prior: FeedbackCounts | None = None, home_regions: Collection[str] = ()
 ) -> LearnedBoosts | None:
-    """Bounded, smoothed factors for the query builder; None when nothing was learned."""
-    weights = {kind: _kind_weights(counts, prior, kind) for kind in KINDS}
-    weights["regions"] = {key: w for key, w in weights["regions"].items() if key not in set(home_regions)}
+    """Bounded, smoothed factors for the query builder; None when nothing was learned.
+
+    ``home_regions``: the pipeline's own places ("US", "US-TX"), never lowered.
+    """
+    weights = {kind: _weights(counts, prior, kind, min_change=_MIN_CHANGE) for kind in KINDS}
+    home = {region.upper() for region in home_regions}
+    weights["regions"] = {key: weight for key, weight in weights["regions"].items() if key.upper() not in home}
     if not any(weights.values()):
         return None
     return LearnedBoosts(
@@ -306,22 +342,28 @@ def describe(
     counts: FeedbackCounts,
     *,
     label_of: Callable[[Kind, str], str] | None = None,
-    prior: FeedbackCounts | None = None,
+    home_regions: Collection[str] = (),
 ) -> list[LearnedItem]:
-    """What the ranking learned, in recruiter words, strongest first."""
+    """What the ranking learned from this pipeline's signals, in recruiter words, strongest first.
+
+    ``label_of(kind, key)`` names a key ("15-1252.00" → "Software Developers"); by default the key itself.
+    """
+    home = {region.upper() for region in home_regions}
     items: list[LearnedItem] = []
     for kind in KINDS:
         table = counts.of(kind)
-        for key, weight in _kind_weights(counts, prior, kind).items():
+        for key, weight in _weights(counts, None, kind, min_change=SHOWN_CHANGE).items():
+            if kind == "regions" and key.upper() in home:
+                continue
             direction: Direction = "more" if weight > 1 else "less"
-            own = table.get(key, _EMPTY_KEY)
-            signals = own.positives if direction == "more" else own.negatives + own.vague
-            if signals == 0:
-                continue  # learned from the tenant's other pipelines only: nothing this recruiter did
-            label = label_of(kind, key) if label_of is not None else _default_label(kind, key)
+            own = table[key]
+            signals = own.positive_signals if direction == "more" else own.negative_signals
+            label = _PHRASES[kind].format(label_of(kind, key) if label_of is not None else key)
             noun = _noun(counts, direction=direction, plural=signals != 1)
-            items.append(LearnedItem(kind=kind, key=key, label=label, direction=direction, signals=signals,
-                                     weight=weight, text=f"{direction} like: {label} ({signals} {noun})"))
+            items.append(LearnedItem(
+                kind=kind, key=key, label=label, direction=direction, signals=signals, weight=weight,
+                text=f"{direction} like: {label} ({signals} {noun})",
+            ))
     items.sort(key=lambda item: (-abs(math.log(item.weight)), -item.signals, item.kind, item.key))
     return items
 
@@ -329,35 +371,42 @@ def describe(
 # -- weights ---------------------------------------------------------------------------------------------------------
 
 
-def _kind_weights(counts: FeedbackCounts, prior: FeedbackCounts | None, kind: Kind) -> dict[str, float]:
+def _weights(
+    counts: FeedbackCounts, prior: FeedbackCounts | None, kind: Kind, *, min_change: float
+) -> dict[str, float]:
     model = _MODELS[kind]
     table = counts.of(kind)
     prior_table: Mapping[str, KeyCounts] = {}
     prior_share = 0.0
-    if prior is not None:
-        prior_total = prior.positives + prior.negatives
+    if prior is not None and prior.positives + prior.negatives:
         prior_table = prior.of(kind)
-        prior_share = min(1.0, PRIOR_SIGNALS / prior_total) if prior_total else 0.0
+        prior_share = min(1.0, PRIOR_SIGNALS / (prior.positives + prior.negatives))
     scale = model.scale
     if kind == "skills":
-        # The query multiplies every matching boost: spread one positive's worth over the skills it brings.
-        scale /= math.sqrt(max(1.0, counts.skills_per_positive))
+        scale /= math.sqrt(counts.skills_per_positive)
     weights: dict[str, float] = {}
     for key in sorted(set(table) | set(prior_table)):
         own = table.get(key, _EMPTY_KEY)
         borrowed = prior_table.get(key, _EMPTY_KEY)
         positives = own.positives + prior_share * borrowed.positives
-        negatives = own.negative_weight + prior_share * borrowed.negative_weight
-        if positives + negatives < model.min_evidence:
+        negatives = own.negatives + prior_share * borrowed.negatives
+        if positives + negatives < model.min_evidence or (not model.can_raise and positives > 0):
             continue
-        if not model.can_raise:
-            if positives > 0:
-                continue
         log_odds = math.log((positives + PSEUDO) / (negatives + PSEUDO))
-        weight = round(min(MAX_BOOST if model.can_raise else 1.0, max(MIN_BOOST, math.exp(scale * log_odds))), 3)
-        if abs(weight - 1.0) >= _MIN_CHANGE:
+        ceiling = MAX_BOOST if model.can_raise else 1.0
+        weight = round(min(ceiling, max(MIN_BOOST, math.exp(scale * log_odds))), 4)
+        if abs(weight - 1.0) >= min_change:
             weights[key] = weight
     return weights
+
+
+def _keys_in(table: Mapping[str, KeyCounts], kind: Kind, keys: Iterable[str]) -> list[str]:
+    """The candidate's keys, once each; a company already counted under another casing keeps that spelling."""
+    unique = list(dict.fromkeys(keys))
+    if kind != "companies":
+        return unique
+    known = {key.casefold(): key for key in table}
+    return list(dict.fromkeys(known.get(key.casefold(), key) for key in unique))
 
 
 def _bounded_keys(table: dict[str, KeyCounts], limit: int) -> dict[str, KeyCounts]:
@@ -365,34 +414,33 @@ def _bounded_keys(table: dict[str, KeyCounts], limit: int) -> dict[str, KeyCount
     if len(table) <= limit:
         return table
     order = {key: position for position, key in enumerate(table)}
-    keep = sorted(table, key=lambda key: (-table[key].evidence, -order[key]))[:limit]
-    kept = set(keep)
+    kept = set(sorted(table, key=lambda key: (-table[key].evidence, -order[key]))[:limit])
     return {key: counts for key, counts in table.items() if key in kept}
+
+
+def _compact(counts: KeyCounts) -> list[float | int]:
+    if counts.positives == counts.positive_signals and counts.negatives == counts.negative_signals:
+        return [counts.positive_signals, counts.negative_signals]
+    return [counts.positives, counts.negatives, counts.positive_signals, counts.negative_signals]
+
+
+def _expand(values: Any) -> KeyCounts:
+    numbers = list(values)
+    if len(numbers) == 2:
+        return KeyCounts(float(numbers[0]), float(numbers[1]), int(numbers[0]), int(numbers[1]))
+    if len(numbers) == 3:  # the first stored form: [positives, targeted negatives, vague dismissals]
+        positives, negatives, vague = (int(number) for number in numbers)
+        return KeyCounts(float(positives), negatives + VAGUE_WEIGHT * vague, positives, negatives + vague)
+    if len(numbers) == 4:
+        return KeyCounts(float(numbers[0]), float(numbers[1]), int(numbers[2]), int(numbers[3]))
+    raise ValueError(f"expected 2, 3 or 4 numbers, not {numbers!r}")
 
 
 # -- words -----------------------------------------------------------------------------------------------------------
 
 
-def _default_label(kind: Kind, key: str) -> str:
-    if kind == "occupation_codes":
-        return f"occupation {key} titles"
-    if kind == "seniority":
-        return f"{key}-level people"
-    if kind == "regions":
-        return f"people in {key}"
-    if kind == "companies":
-        return f"people at {key}"
-    return key
-
-
-_NOUNS: Mapping[Signal, tuple[str, str]] = {
-    "save": ("save", "saves"), "inmail": ("InMail", "InMails"), "export": ("export", "exports"),
-    "dismiss": ("dismissal", "dismissals"),
-}
-
-
 def _noun(counts: FeedbackCounts, *, direction: Direction, plural: bool) -> str:
-    """"saves", "InMails", "saves or exports" (the positive kinds this pipeline had), "dismissals"."""
+    """"saves", "InMails", "saves or exports" (the positive signals this pipeline had), "dismissals"."""
     used: list[Signal] = ["dismiss"]
     if direction == "more":
         used = [signal for signal in SIGNALS if signal in POSITIVE_SIGNALS and counts.signals.get(signal)] or ["save"]

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from recmatch.accounts import Principal
 from recmatch.errors import InvalidInput, NotFound, RecmatchError
 from recmatch.es import IndexNames, map_es_errors
-from recmatch.learning import FeedbackCounts, learned_boosts
+from recmatch.learning import FeedbackCounts, home_regions, learned_boosts
 from recmatch.pipelines import StoredPipeline, get_pipeline, pipeline_doc_id, touch_pipeline
 from recmatch.query import LearnedBoosts, applicable_steps, build_query
 from recmatch.reasons import describe_hit
@@ -164,7 +164,10 @@ async def list_matches(
 
 def pipeline_boosts(pipeline: StoredPipeline) -> LearnedBoosts | None:
     """What the ranking learned from this pipeline's actions (None before any)."""
-    return learned_boosts(FeedbackCounts.from_dict(pipeline.learned)) if pipeline.learned else None
+    if not pipeline.learned:
+        return None
+    return learned_boosts(FeedbackCounts.from_dict(pipeline.learned),
+                          home_regions=home_regions(pipeline.understanding))
 
 
 async def load_snapshot(

@@ -12,7 +12,8 @@ from recmatch.actions import Action, ActionOut, DismissIn, InMailIn
 from recmatch.api.deps import EsDep, NamesDep, SecretDep, SettingsDep, TaxonomyDep, ViewerDep
 from recmatch.api.errors import responses
 from recmatch.api.routes.pipelines import PipelinePath
-from recmatch.pipelines import get_pipeline, update_pipeline
+from recmatch.pipelines import StoredPipeline, get_pipeline, update_pipeline
+from recmatch.taxonomy import Taxonomy
 
 router = APIRouter(prefix="/v1/pipelines/{crm_pipeline_id}", tags=["actions"])
 CandidatePath = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:@\-]{1,128}$")]
@@ -89,21 +90,28 @@ class LearnedOut(BaseModel):
     items: list[LearnedEntry]
 
 
-def _learned_view(pipeline, taxonomy) -> LearnedOut:
+def _learned_view(pipeline: StoredPipeline, taxonomy: Taxonomy) -> LearnedOut:
     counts = learning.FeedbackCounts.from_dict(pipeline.learned) if pipeline.learned else None
-    items = learning.describe(counts, label_of=lambda kind, key: _label(taxonomy, kind, key)) if counts else []
+    understanding = pipeline.understanding
+    spelled = {skill.name: skill.display for skill in understanding.skills}
+    items = learning.describe(counts, label_of=lambda kind, key: _label(taxonomy, spelled, kind, key),
+                              home_regions=learning.home_regions(understanding)) if counts else []
     return LearnedOut(crm_pipeline_id=pipeline.crm_pipeline_id, learning_version=pipeline.learning_version,
                       items=[LearnedEntry(**{field: getattr(item, field) for field in LearnedEntry.model_fields})
                              for item in items])
 
 
-def _label(taxonomy, kind: str, key: str) -> str:
+def _label(taxonomy: Taxonomy, spelled: dict[str, str], kind: str, key: str) -> str:
+    """The name a recruiter knows (an occupation's title, a skill as the pipeline spells it); describe() adds more."""
     if kind == "occupation_codes":
         try:
             return taxonomy.occupation(key).title
         except KeyError:
             return key
-    return key
+    if kind != "skills":
+        return key
+    # Skills are stored normalised; short ones are mostly acronyms (SQL, AWS, CSS), longer ones names.
+    return spelled.get(key) or " ".join(word.upper() if len(word) <= 3 else word.capitalize() for word in key.split())
 
 
 @router.get("/learned", response_model=LearnedOut, responses=responses(401, 403, 404, 503))
