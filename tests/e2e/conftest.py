@@ -21,12 +21,11 @@ import httpx
 import pytest
 from elasticsearch import Elasticsearch
 
-from recmatch import accounts, indexing
+from recmatch import accounts
 from recmatch.accounts import License, Seat
-from recmatch.api.app import prepare_cluster
 from recmatch.config import Settings
 from recmatch.tokens import mint_widget_token
-from tests.integration.support import run_async
+from tests.integration.support import load_demo_pool, run_async
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -66,12 +65,7 @@ def e2e_settings(settings: Settings) -> Settings:
 @pytest.fixture(scope="session")
 def e2e_pool(e2e_settings: Settings, es: Elasticsearch, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3,000 demo candidates from the generator, loaded through a real reindex."""
-    source = tmp_path_factory.mktemp("e2e-pool") / "candidates.jsonl"
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "generate_candidates.py"), "--source", "demo",
-                    "--count", "3000", "--seed", "11", "--out", str(source)], check=True, capture_output=True)
-    prepare_cluster(e2e_settings)
-    indexing.reindex(es=es, settings=e2e_settings, source=source, rejects_path=source.with_suffix(".rejects"))
-    return source
+    return load_demo_pool(e2e_settings, es, tmp_path_factory.mktemp("e2e-pool"))
 
 
 def _free_port() -> int:

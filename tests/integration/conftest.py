@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,10 +9,9 @@ import pytest
 from elasticsearch import Elasticsearch
 from fastapi.testclient import TestClient
 
-from recmatch import indexing
-from recmatch.api.app import create_app, prepare_cluster
+from recmatch.api.app import create_app
 from recmatch.config import Settings
-from tests.integration.support import Seats, make_tenant
+from tests.integration.support import Seats, load_demo_pool, make_tenant
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,12 +24,7 @@ def api_settings(settings: Settings) -> Settings:
 @pytest.fixture(scope="session")
 def candidate_pool(api_settings: Settings, es: Elasticsearch, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3,000 demo candidates from the generator, loaded through a real reindex."""
-    source = tmp_path_factory.mktemp("pool") / "candidates.jsonl"
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "generate_candidates.py"), "--source", "demo",
-                    "--count", "3000", "--seed", "11", "--out", str(source)], check=True, capture_output=True)
-    prepare_cluster(api_settings)
-    indexing.reindex(es=es, settings=api_settings, source=source, rejects_path=source.with_suffix(".rejects"))
-    return source
+    return load_demo_pool(api_settings, es, tmp_path_factory.mktemp("pool"))
 
 
 @pytest.fixture(scope="session")

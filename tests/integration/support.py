@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from recmatch import accounts
+from elasticsearch import Elasticsearch
+
+from recmatch import accounts, indexing
+from recmatch.api.app import prepare_cluster
 from recmatch.config import Settings
 from recmatch.es import IndexNames, make_async_client
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_async(settings: Settings, work: Callable[..., Any]) -> Any:
@@ -57,3 +65,13 @@ def make_tenant(settings: Settings, **flags: Any) -> Seats:
     return run_async(settings, work)
 
 
+
+
+def load_demo_pool(settings: Settings, es: Elasticsearch, directory: Path, *, count: int = 3000) -> Path:
+    """COUNT demo candidates from the generator, loaded through a real reindex into SETTINGS' prefix."""
+    source = directory / "candidates.jsonl"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "generate_candidates.py"), "--source", "demo",
+                    "--count", str(count), "--seed", "11", "--out", str(source)], check=True, capture_output=True)
+    prepare_cluster(settings)
+    indexing.reindex(es=es, settings=settings, source=source, rejects_path=source.with_suffix(".rejects"))
+    return source
