@@ -14,7 +14,7 @@ from typing import Any
 from elasticsearch import AsyncElasticsearch
 from pydantic import BaseModel, Field, SecretStr
 
-from recmatch.errors import InvalidInput, NotAuthenticated, NotFound, NotPermitted
+from recmatch.errors import InvalidInput, NotAuthenticated, NotFound, NotPermitted, SearchUnavailable
 from recmatch.es import IndexNames, map_es_errors
 
 KEY_PREFIX = "rm_"
@@ -169,6 +169,8 @@ async def authenticate(*, es: AsyncElasticsearch, names: IndexNames, api_key: st
     with map_es_errors("checking the API key"):
         seat_doc, tenant_doc = (await es.mget(index=names.index("accounts"),
                                               ids=[f"seat:{hash_key(api_key)}", f"tenant:{tenant_id}"]))["docs"]
+    if "error" in seat_doc or "error" in tenant_doc:  # e.g. shards still recovering after a restart
+        raise SearchUnavailable("the accounts index is not available yet", retry_after=5)
     if not seat_doc.get("found") or seat_doc["_source"].get("disabled") or not tenant_doc.get("found"):
         raise NotAuthenticated("unknown or revoked API key")
     return Principal(tenant=Tenant.model_validate(tenant_doc["_source"]), seat=Seat.model_validate(seat_doc["_source"]))

@@ -107,6 +107,9 @@ async def perform(
     if previous.get(_DONE_AT[action]):
         if action is Action.inmail:
             raise Conflict(f"{candidate_id} was already InMailed for this pipeline on {previous['inmailed_at'][:10]}")
+        # A retry after a failure part-way: make sure the CRM hears of it (queueing is idempotent by delivery id).
+        await _tell(es=es, names=names, settings=settings, secret=secret, principal=principal, pipeline=pipeline,
+                    candidate_id=candidate_id, candidate=candidate, action=action, inmail=None)
         return ActionOut(action=action, crm_pipeline_id=crm_pipeline_id, candidate_id=candidate_id,
                          status=previous["status"], at=previous[_DONE_AT[action]], repeated=True,
                          learning_version=pipeline.learning_version)

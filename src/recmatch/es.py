@@ -67,6 +67,8 @@ def map_es_errors(what: str = "Elasticsearch call") -> Iterator[None]:
         yield
     except RecmatchError:
         raise
+    except elasticsearch.ConflictError:
+        raise  # optimistic concurrency: the caller retries or answers 409 itself
     except elasticsearch.NotFoundError as exc:
         raise NotFound(f"{what}: {_reason(exc)}") from exc
     except elasticsearch.ApiError as exc:

@@ -12,7 +12,7 @@ from elasticsearch.helpers import async_scan
 from pydantic import BaseModel, Field
 
 from recmatch.accounts import Principal
-from recmatch.errors import InvalidInput, NotFound, RecmatchError
+from recmatch.errors import InvalidInput, NotFound, SearchUnavailable
 from recmatch.es import IndexNames, map_es_errors
 from recmatch.learning import FeedbackCounts, home_regions, learned_boosts
 from recmatch.pipelines import StoredPipeline, get_pipeline, pipeline_doc_id, touch_pipeline
@@ -204,7 +204,8 @@ async def compute_snapshot(
             responses = (await es.msearch(searches=searches))["responses"]
             for level, level_body, level_response in zip(levels, bodies, responses, strict=True):
                 if "error" in level_response:
-                    raise RecmatchError(f"ranking failed at relaxation {level[-1]}: {level_response['error']}")
+                    raise SearchUnavailable(f"ranking failed at relaxation {level[-1]}: {level_response['error']}",
+                                            retry_after=5)
                 relax, body, response = list(level), level_body, level_response
                 if level_response["hits"]["total"]["value"] >= LIST_SIZE:
                     break
@@ -284,6 +285,8 @@ async def _still_listed(
             es.mget(index=names.candidates, ids=snapshot.candidate_ids, source=DISPLAY_FIELDS),
             es.mget(index=names.index("actions"), ids=state_ids, source=["candidate_id", "status"]),
         )
+    if any("error" in doc for doc in (*docs["docs"], *states["docs"])):  # a page with holes would mislead
+        raise SearchUnavailable("some candidates cannot be read right now (shards recovering)", retry_after=5)
     statuses = {doc["_source"]["candidate_id"]: doc["_source"]["status"] for doc in states["docs"] if doc.get("found")}
     return _listed(snapshot, {doc["_id"]: doc["_source"] for doc in docs["docs"] if doc.get("found")}, statuses)
 

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from recmatch import delivery, observability
-from recmatch.api.errors import install_error_handlers
+from recmatch.api.errors import Problem, install_error_handlers
 from recmatch.api.routes import account, actions, admin, deliveries, health, share, widget
 from recmatch.api.routes import pipelines as pipeline_routes
 from recmatch.config import Settings, get_settings
@@ -65,7 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.es.close()
             app.state.sync_es.close()
 
-    app = FastAPI(title="recmatch", version="1", description=DESCRIPTION, lifespan=lifespan)
+    # Validation errors answer {"type", "detail"} like every other error: document that, not FastAPI's default.
+    app = FastAPI(title="recmatch", version="1", description=DESCRIPTION, lifespan=lifespan,
+                  responses={422: {"model": Problem}})
     install_error_handlers(app)
     observability.install(app)
     app.mount("/widget/static", StaticFiles(directory=widget.STATIC_DIR, check_dir=False), name="widget-static")
