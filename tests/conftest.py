@@ -46,7 +46,8 @@ def es_url() -> Iterator[str]:
     if _docker_engine_answers():
         from testcontainers.elasticsearch import ElasticSearchContainer
 
-        with ElasticSearchContainer(f"docker.elastic.co/elasticsearch/elasticsearch:{ES_VERSION}", mem_limit="2g") as node:
+        image = f"docker.elastic.co/elasticsearch/elasticsearch:{ES_VERSION}"
+        with ElasticSearchContainer(image, mem_limit="2g") as node:
             yield node.get_url()
         return
     from recmatch.errors import RecmatchError

@@ -193,9 +193,9 @@ async def _tell(*, es: AsyncElasticsearch, names: IndexNames, settings: Settings
         target, event, payload = "crm", "profile.exported", common
     elif action is Action.inmail and inmail is not None:
         if inmail.share_prompt:
-            token = mint_share_token(secret=secret, ttl=timedelta(days=settings.share_link_ttl_days), claims=ShareClaims(
-                tenant_id=tenant_id, crm_pipeline_id=crm_pipeline_id, candidate_id=candidate_id,
-                delivery_id=delivery_id))
+            claims = ShareClaims(tenant_id=tenant_id, crm_pipeline_id=crm_pipeline_id, candidate_id=candidate_id,
+                                 delivery_id=delivery_id)
+            token = mint_share_token(secret=secret, ttl=timedelta(days=settings.share_link_ttl_days), claims=claims)
             share_url = f"{settings.public_base_url.rstrip('/')}/share/{token}"
         target, event = "messaging", "inmail.sent"
         payload = {**common, "subject": inmail.subject, "body": inmail.body, "share_url": share_url}

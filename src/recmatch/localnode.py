@@ -213,7 +213,8 @@ class LocalNode:
         options = config / "jvm.options.d"
         options.mkdir(exist_ok=True)
         (options / "recmatch.options").write_text(
-            f"-Xms{heap}\n-Xmx{heap}\n-Xlog:gc*:file={self.node_dir / 'logs' / 'gc.log'}:utctime:filecount=2,filesize=16m\n"
+            f"-Xms{heap}\n-Xmx{heap}\n"
+            f"-Xlog:gc*:file={self.node_dir / 'logs' / 'gc.log'}:utctime:filecount=2,filesize=16m\n"
         )
         if user is not None:
             entry = pwd.getpwnam(user)
@@ -222,7 +223,8 @@ class LocalNode:
             for parent in (self.settings.cache_dir, *self.settings.cache_dir.parents):
                 if parent.is_dir() and not parent.stat().st_mode & 0o001:
                     raise LocalNodeError(
-                        f"{parent} is not searchable by the user {user}; set RECMATCH_CACHE_DIR to a path under /var or /opt"
+                        f"{parent} is not searchable by the user {user}; "
+                        "set RECMATCH_CACHE_DIR to a path under /var or /opt"
                     )
 
     def _start(self, java_home: Path, user: str | None, *, timeout: float) -> None:

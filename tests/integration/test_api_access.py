@@ -51,7 +51,8 @@ def test_integration_lists_features_for_a_recruiter(app_client: TestClient, seat
 
 
 def test_tenant_never_sees_another_tenants_pipeline(app_client: TestClient, seats: Seats, other_tenant: Seats):
-    assert app_client.put("/v1/pipelines/p-private", json=PIPELINE, headers=seats.auth(seats.recruiter)).status_code == 201
+    created = app_client.put("/v1/pipelines/p-private", json=PIPELINE, headers=seats.auth(seats.recruiter))
+    assert created.status_code == 201
     for path in ("/v1/pipelines/p-private", "/v1/pipelines/p-private/matches"):
         response = app_client.get(path, headers=other_tenant.auth(other_tenant.admin))
         assert response.status_code == 404, path
@@ -59,12 +60,14 @@ def test_tenant_never_sees_another_tenants_pipeline(app_client: TestClient, seat
     mine = app_client.put("/v1/pipelines/p-private", json={**PIPELINE, "title": "Nurse"},
                           headers=other_tenant.auth(other_tenant.admin))
     assert mine.status_code == 201
-    assert app_client.get("/v1/pipelines/p-private", headers=seats.auth(seats.recruiter)).json()["title"] == PIPELINE["title"]
+    mine_still = app_client.get("/v1/pipelines/p-private", headers=seats.auth(seats.recruiter)).json()
+    assert mine_still["title"] == PIPELINE["title"]
 
 
 def test_restricted_pipeline_is_visible_to_its_owner_and_admins_only(app_client: TestClient, seats: Seats):
     restricted = {**PIPELINE, "access_restricted": True, "owner_email": "rita@example.com"}
-    assert app_client.put("/v1/pipelines/p-restricted", json=restricted, headers=seats.auth(seats.admin)).status_code == 201
+    created = app_client.put("/v1/pipelines/p-restricted", json=restricted, headers=seats.auth(seats.admin))
+    assert created.status_code == 201
     assert app_client.get("/v1/pipelines/p-restricted", headers=seats.auth(seats.recruiter)).status_code == 200
     assert app_client.get("/v1/pipelines/p-restricted/matches", headers=seats.auth(seats.admin)).status_code == 200
     refused = app_client.get("/v1/pipelines/p-restricted/matches", headers=seats.auth(seats.other_recruiter))
@@ -89,7 +92,8 @@ def test_validation_errors_name_the_field_and_the_limit(app_client: TestClient, 
         assert problem["detail"].startswith(field) and limit in problem["detail"], problem["detail"]
     too_many = {"pipelines": [{**PIPELINE, "crm_pipeline_id": f"p-{i}"} for i in range(101)]}
     response = app_client.post("/v1/pipelines:batch", json=too_many, headers=seats.auth(seats.recruiter))
-    assert response.status_code == 422 and "pipelines" in response.json()["detail"] and "100" in response.json()["detail"]
+    detail = response.json()["detail"]
+    assert response.status_code == 422 and "pipelines" in detail and "100" in detail
     response = app_client.get("/v1/pipelines/p-bad/matches?page_size=126", headers=seats.auth(seats.recruiter))
     assert response.status_code == 422 and "page_size" in response.json()["detail"]
 

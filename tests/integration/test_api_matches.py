@@ -15,7 +15,12 @@ BACKEND = {"title": "Senior Software Engineer", "locations": ["San Francisco Bay
            "skills": ["Python", "JavaScript", "SQL"], "remote_ok": True, "radius_km": 80}
 
 
-def all_pages(client: TestClient, key: str, pipeline: str, page_size: int = 25, snapshot: str | None = None) -> list[dict]:
+def ids(pages: list[dict]) -> list[str]:
+    return [c["candidate_id"] for page in pages for c in page["candidates"]]
+
+
+def all_pages(client: TestClient, key: str, pipeline: str, page_size: int = 25,
+              snapshot: str | None = None) -> list[dict]:
     first = client.get(f"/v1/pipelines/{pipeline}/matches", params={"page_size": page_size, **(
         {"snapshot": snapshot} if snapshot else {})}, headers=Seats.auth(key)).json()
     pages = [first]
@@ -55,9 +60,9 @@ def test_pages_never_reshuffle_under_a_snapshot(app_client: TestClient, seats: S
     perfect = {"candidate_id": "c-perfect", "name": "Pat Perfect", "title": "Senior Software Engineer",
                "skills": ["Python", "JavaScript", "SQL"], "open_to_remote": True,
                "location": {"name": "San Francisco, CA, US"}}
-    assert app_client.put("/v1/admin/candidates/c-perfect", json=perfect, headers=seats.auth(seats.admin)).status_code == 200
+    upserted = app_client.put("/v1/admin/candidates/c-perfect", json=perfect, headers=seats.auth(seats.admin))
+    assert upserted.status_code == 200
     after = all_pages(app_client, seats.recruiter, "p-stable", snapshot=before[0]["snapshot"])
-    ids = lambda pages: [c["candidate_id"] for page in pages for c in page["candidates"]]
     assert ids(after) == ids(before)
     assert "c-perfect" not in ids(after)
 
@@ -94,11 +99,12 @@ def test_a_new_day_makes_a_new_snapshot_and_marks_new_candidates(app_client: Tes
     flagged = {c["candidate_id"] for c in second["candidates"] if c["new"]}
     assert "c-newcomer" in {c["candidate_id"] for c in second["candidates"]}
     assert "c-newcomer" in flagged
-    assert flagged == {c["candidate_id"] for c in second["candidates"]} - {c["candidate_id"] for c in first["candidates"]}
+    assert flagged == set(ids([second])) - set(ids([first]))
 
 
 def test_relaxation_is_reported_when_few_candidates_qualify(app_client: TestClient, seats: Seats):
-    rare = {"title": "Pharmacist", "locations": ["Anchorage, AK"], "skills": ["Epic Systems", "Cerner"], "radius_km": 10}
+    rare = {"title": "Pharmacist", "locations": ["Anchorage, AK"], "skills": ["Epic Systems", "Cerner"],
+            "radius_km": 10}
     app_client.put("/v1/pipelines/p-rare", json=rare, headers=seats.auth(seats.recruiter))
     listing = app_client.get("/v1/pipelines/p-rare/matches", headers=seats.auth(seats.recruiter)).json()
     assert listing["relaxation"], "a rare pipeline must relax"
@@ -137,7 +143,8 @@ def test_erased_candidate_disappears_from_the_list_at_once(app_client: TestClien
 
 
 def test_batch_sync_answers_each_pipeline(app_client: TestClient, seats: Seats):
-    batch = {"pipelines": [{**BACKEND, "crm_pipeline_id": "p-b1"}, {**BACKEND, "crm_pipeline_id": "p-b2", "title": "Nurse"}]}
+    batch = {"pipelines": [{**BACKEND, "crm_pipeline_id": "p-b1"},
+                           {**BACKEND, "crm_pipeline_id": "p-b2", "title": "Nurse"}]}
     results = app_client.post("/v1/pipelines:batch", json=batch, headers=seats.auth(seats.recruiter)).json()["results"]
     assert [(r["crm_pipeline_id"], r["status"]) for r in results] == [("p-b1", "created"), ("p-b2", "created")]
     results = app_client.post("/v1/pipelines:batch", json=batch, headers=seats.auth(seats.recruiter)).json()["results"]

@@ -49,7 +49,8 @@ def _valid(line: bytes) -> dict[str, Any] | None:
         return None
     if any(field not in candidate for field in REQUIRED):
         return None
-    if any(field in candidate and type(candidate[field]) is not kind for field, kind in {**REQUIRED, **OPTIONAL}.items()):
+    typed = {**REQUIRED, **OPTIONAL}
+    if any(field in candidate and type(candidate[field]) is not kind for field, kind in typed.items()):
         return None
     return candidate
 

@@ -357,7 +357,7 @@ def test_inputs_are_not_mutated_and_each_body_is_fresh():
     second = build_query(understanding=understanding, boosts=boosts, exclude_ids=exclude, relax=relax)  # type: ignore[arg-type]
     assert (understanding.to_dict(), boosts.to_dict(), exclude, relax) == before
     assert first == second
-    for key, value in _walk(first):
+    for _, value in _walk(first):
         if isinstance(value, list):
             value.clear()
     assert second == pristine
