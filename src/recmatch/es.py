@@ -223,5 +223,11 @@ def ensure_indices(es: Elasticsearch, names: IndexNames, *mappings: str) -> None
         current = es.indices.get_mapping(index=index)[index]["mappings"].get("_meta", {}).get("mapping_version", 0)
         if current < body["mappings"]["_meta"]["mapping_version"]:
             # New versions only add fields, which Elasticsearch applies in place.
-            es.indices.put_mapping(index=index, properties=body["mappings"]["properties"],
-                                   meta=body["mappings"]["_meta"])
+            try:
+                es.indices.put_mapping(index=index, properties=body["mappings"]["properties"],
+                                       meta=body["mappings"]["_meta"])
+            except elasticsearch.BadRequestError as exc:
+                raise RecmatchError(
+                    f"{index} has fields that index_mappings/{mapping}.json types differently ({_reason(exc)}); "
+                    "it was probably created before recmatch set it up: move its data elsewhere and delete it"
+                ) from exc

@@ -168,3 +168,15 @@ def test_openapi_documents_limits_and_examples(app_client: TestClient):
     assert pipeline["properties"]["title"]["maxLength"] == 200
     assert pipeline["properties"]["locations"]["maxItems"] == 10
     assert pipeline["examples"]
+
+
+def test_api_is_not_ready_until_its_indices_are_prepared(api_settings, es, es_url):
+    """Started while Elasticsearch is unreachable the API serves 503s and is not ready; with it, it prepares."""
+    late = api_settings.model_copy(update={"es_url": "http://127.0.0.1:9", "es_max_retries": 0,
+                                           "index_prefix": f"{api_settings.index_prefix}-late"})
+    with TestClient(create_app(late)) as client:
+        assert client.get("/readyz").status_code == 503
+        assert client.app.state.cluster_prepared is False
+    with TestClient(create_app(late.model_copy(update={"es_url": es_url}))) as client:
+        assert client.get("/readyz").status_code == 200
+        assert es.indices.exists(index=f"{late.index_prefix}-accounts")

@@ -40,15 +40,34 @@ def prepare_cluster(settings: Settings) -> None:
         es.close()
 
 
+async def _prepare_until_done(app: FastAPI, settings: Settings, tried: asyncio.Event) -> None:
+    """Prepare the cluster, retrying while Elasticsearch is unreachable, then mark the app ready.
+
+    Until then /readyz answers 503, so no request writes to an index before its mapping exists (Elasticsearch would
+    otherwise create it with guessed field types)."""
+    delay = 1.0
+    while True:
+        try:
+            await asyncio.to_thread(prepare_cluster, settings)
+            app.state.cluster_prepared = True
+            return
+        except SearchUnavailable as exc:
+            log.warning("Elasticsearch is not reachable yet: %s; retrying in %.0f s", exc.detail, delay)
+        finally:
+            tried.set()
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 30.0)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        try:
-            await asyncio.to_thread(prepare_cluster, settings)
-        except SearchUnavailable as exc:  # serve anyway: readiness says not ready, calls answer 503
-            log.warning("Elasticsearch is not reachable at start: %s", exc.detail)
+        app.state.cluster_prepared = False
+        tried = asyncio.Event()
+        preparing = asyncio.create_task(_prepare_until_done(app, settings, tried), name="recmatch-prepare-cluster")
+        await tried.wait()  # the first try; if ES is down, serve anyway (503s, readiness red) while it retries
         app.state.settings = settings
         app.state.taxonomy = await asyncio.to_thread(Taxonomy.load, settings.taxonomy_path)
         app.state.es = observability.instrumented_async_client(settings)
@@ -62,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else:
                 yield
         finally:
+            preparing.cancel()
             await app.state.es.close()
             app.state.sync_es.close()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from recmatch.api.deps import EsDep
@@ -17,8 +17,11 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(es: EsDep) -> JSONResponse:
-    """Elasticsearch answers with at least yellow health."""
+async def readyz(request: Request, es: EsDep) -> JSONResponse:
+    """Elasticsearch answers with at least yellow health, and recmatch's indices are in place."""
+    if not getattr(request.app.state, "cluster_prepared", False):
+        return JSONResponse({"status": "unavailable", "detail": "preparing the Elasticsearch indices"},
+                            status_code=503, headers={"Retry-After": "5"})
     try:
         health = await es.options(request_timeout=3, max_retries=0).cluster.health()
     except Exception as exc:  # any failure to reach the cluster means "not ready"
