@@ -20,6 +20,7 @@ import httpx
 
 from recmatch.config import Settings
 from recmatch.errors import RecmatchError
+from recmatch.locks import pid_alive
 
 ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
 MIN_JAVA = 21
@@ -89,13 +90,7 @@ class LocalNode:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass  # alive, owned by the node's user
-        return pid
+        return pid if pid_alive(pid) else None
 
     def status(self) -> NodeStatus:
         pid = self.pid()

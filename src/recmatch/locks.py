@@ -77,13 +77,14 @@ def cluster_lock(
 
 
 def _is_stale(holder: dict, stale_after: float) -> bool:
-    if holder.get("host") == socket.gethostname() and not _pid_alive(int(holder.get("pid", 0))):
+    if holder.get("host") == socket.gethostname() and not pid_alive(int(holder.get("pid", 0))):
         return True
     beat = datetime.fromisoformat(holder["heartbeat_at"])
     return datetime.now(UTC) - beat > timedelta(seconds=stale_after)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """A process with this pid runs on this host (owned by any user)."""
     if pid <= 0:
         return False
     try:

@@ -22,6 +22,7 @@ from recmatch.models import PipelineIn
 from recmatch.query import MAX_BOOST, MIN_BOOST, RELAXATION_STEPS, LearnedBoosts, build_query
 from recmatch.taxonomy import get_taxonomy
 from recmatch.understand import Understanding, understand
+from tests.unit.test_query import _walk
 
 TAXONOMY = get_taxonomy()
 LIST_SIZE = 125
@@ -98,14 +99,6 @@ boosts = st.builds(
 relaxations = st.lists(st.sampled_from(RELAXATION_STEPS), unique=True).map(tuple)
 
 
-def _walk(node: Any) -> Iterator[tuple[str, Any]]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield key, value
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _walk(item)
 
 
 def _numbers(node: Any) -> Iterator[float]:
