@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from cachetools import TTLCache
 from elasticsearch import AsyncElasticsearch
 from pydantic import BaseModel, Field, SecretStr
 
@@ -159,21 +162,49 @@ async def create_seat(
     return seat, api_key
 
 
-async def authenticate(*, es: AsyncElasticsearch, names: IndexNames, api_key: str | None) -> Principal:
+class KeyCache:
+    """API keys this process checked a moment ago, by hash, so a burst of calls costs one read.
+
+    Like Elasticsearch's own API-key cache: a revoked key or a changed tenant takes effect within `ttl` seconds
+    (0 checks every call). Only keys that were accepted are kept.
+    """
+
+    def __init__(self, *, ttl: float, size: int = 10_000, timer: Callable[[], float] = time.monotonic) -> None:
+        self._principals: TTLCache[str, Principal] | None = (
+            TTLCache(maxsize=size, ttl=ttl, timer=timer) if ttl > 0 else None)
+
+    def get(self, key_hash: str) -> Principal | None:
+        return self._principals.get(key_hash) if self._principals is not None else None
+
+    def put(self, key_hash: str, principal: Principal) -> None:
+        if self._principals is not None:
+            self._principals[key_hash] = principal
+
+
+async def authenticate(
+    *, es: AsyncElasticsearch, names: IndexNames, api_key: str | None, cache: KeyCache | None = None
+) -> Principal:
     """The seat and tenant behind an API key, or NotAuthenticated."""
     if not api_key:
         raise NotAuthenticated("missing API key: send Authorization: Bearer <key>")
     tenant_id, _, secret = api_key.removeprefix(KEY_PREFIX).partition("_")
     if not api_key.startswith(KEY_PREFIX) or not secret or not TENANT_ID.fullmatch(tenant_id):
         raise NotAuthenticated("unknown or revoked API key")
+    key_hash = hash_key(api_key)
+    if cache is not None and (known := cache.get(key_hash)) is not None:
+        return known
     with map_es_errors("checking the API key"):
         seat_doc, tenant_doc = (await es.mget(index=names.index("accounts"),
-                                              ids=[f"seat:{hash_key(api_key)}", f"tenant:{tenant_id}"]))["docs"]
+                                              ids=[f"seat:{key_hash}", f"tenant:{tenant_id}"]))["docs"]
     if "error" in seat_doc or "error" in tenant_doc:  # e.g. shards still recovering after a restart
         raise SearchUnavailable("the accounts index is not available yet", retry_after=5)
     if not seat_doc.get("found") or seat_doc["_source"].get("disabled") or not tenant_doc.get("found"):
         raise NotAuthenticated("unknown or revoked API key")
-    return Principal(tenant=Tenant.model_validate(tenant_doc["_source"]), seat=Seat.model_validate(seat_doc["_source"]))
+    principal = Principal(tenant=Tenant.model_validate(tenant_doc["_source"]),
+                          seat=Seat.model_validate(seat_doc["_source"]))
+    if cache is not None:
+        cache.put(key_hash, principal)
+    return principal
 
 
 def require_matches(principal: Principal) -> Principal:

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(
         default=None, description="signs widget and share tokens; unset: one random secret kept in the cluster")
     public_base_url: str = Field(default="http://127.0.0.1:8000", description="where candidates open share links")
+    auth_cache_seconds: float = Field(
+        default=30.0, ge=0, le=3600,
+        description="how long a process trusts an API key it checked; revocations and tenant changes take effect "
+                    "within it (0: check every call)")
     widget_token_ttl_s: int = Field(default=900, ge=60, le=900, description="widget tokens live at most 15 min")
     share_link_ttl_days: int = Field(default=30, ge=1, le=365)
     export_monthly_limit: int = Field(default=300, ge=0, le=100_000, description="exports per seat per month")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -12,12 +14,14 @@ from elasticsearch.helpers import async_scan
 from pydantic import BaseModel, Field
 
 from recmatch.accounts import Principal
-from recmatch.errors import InvalidInput, NotFound, SearchUnavailable
+from recmatch.errors import InvalidInput, NotFound, RecmatchError, SearchUnavailable
 from recmatch.es import IndexNames, map_es_errors
 from recmatch.learning import FeedbackCounts, home_regions, learned_boosts
 from recmatch.pipelines import StoredPipeline, get_pipeline, pipeline_doc_id, touch_pipeline
 from recmatch.query import LearnedBoosts, applicable_steps, build_query
 from recmatch.reasons import describe_hit
+
+log = logging.getLogger(__name__)
 
 LIST_SIZE = 125
 DISPLAY_FIELDS = [
@@ -118,33 +122,52 @@ async def list_matches(
     page_size: int = 25,
     snapshot: str | None = None,
     explain: bool = False,
+    defer: Callable[..., Any] | None = None,
+    unstored: dict[str, Snapshot] | None = None,
 ) -> MatchesPage:
-    """One page of a pipeline's list; the first read of a day (or of a new version) computes a snapshot."""
+    """One page of a pipeline's list; the first read of a day (or of a new version) computes a snapshot.
+
+    With DEFER (e.g. a response's background tasks), a new snapshot is stored after the page is sent, so the
+    caller does not wait for that write; meanwhile it is in UNSTORED (by snapshot id, shared by the process's
+    requests), where a read that comes in between finds it. Without DEFER it is stored before the page returns.
+    """
     check_page(page, page_size)
     tenant_id = principal.tenant.tenant_id
+    window = slice((page - 1) * page_size, page * page_size)
     if snapshot is not None:  # paging: read the pipeline and the snapshot in one round trip
         pipeline, found = await asyncio.gather(
             get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id),
             load_snapshot(es=es, names=names, tenant_id=tenant_id, crm_pipeline_id=crm_pipeline_id, key=snapshot),
         )
+        found = found or (unstored or {}).get(_snapshot_id(pipeline, snapshot))
         if found is None and snapshot != snapshot_key(pipeline, today):
             raise NotFound(f"snapshot {snapshot!r} is no longer kept; ask without it for the current list")
     else:
         pipeline = await get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id)
-        found = await load_snapshot(es=es, names=names, tenant_id=tenant_id, crm_pipeline_id=crm_pipeline_id,
-                                    key=snapshot_key(pipeline, today))
+        key = snapshot_key(pipeline, today)
+        # The pipeline names the newest list stored for it, so a new version or day skips a read that finds nothing.
+        found = (unstored or {}).get(_snapshot_id(pipeline, key))
+        if found is None and pipeline.listed_snapshot == key:
+            found = await load_snapshot(es=es, names=names, tenant_id=tenant_id, crm_pipeline_id=crm_pipeline_id,
+                                        key=key)
     computed = found is None
     if found is None:
         found, sources = await compute_snapshot(es=es, names=names, pipeline=pipeline, day=today)
-        await touch_pipeline(es=es, names=names, pipeline=pipeline)
-        entries = _listed(found, sources, {}) if sources is not None else await _still_listed(
-            es=es, names=names, snapshot=found, tenant_id=tenant_id)
+        if defer is None:
+            kept = await store_snapshot(es=es, names=names, pipeline=pipeline, snapshot=found)
+            if kept is not found:  # another request stored the day's list first: serve that one, so pages agree
+                found, sources = kept, None
+        else:
+            unstored = {} if unstored is None else unstored
+            unstored[_snapshot_id(pipeline, found.snapshot)] = found
+            defer(_store_quietly, es=es, names=names, pipeline=pipeline, snapshot=found, unstored=unstored)
+        total, candidates = _listed(found, sources, {}, window) if sources is not None else await _still_listed(
+            es=es, names=names, snapshot=found, tenant_id=tenant_id, window=window)
     else:
-        _, entries = await asyncio.gather(
+        _, (total, candidates) = await asyncio.gather(
             touch_pipeline(es=es, names=names, pipeline=pipeline),
-            _still_listed(es=es, names=names, snapshot=found, tenant_id=tenant_id),
+            _still_listed(es=es, names=names, snapshot=found, tenant_id=tenant_id, window=window),
         )
-    start = (page - 1) * page_size
     return MatchesPage(
         crm_pipeline_id=crm_pipeline_id,
         pipeline_version=found.pipeline_version,
@@ -152,11 +175,11 @@ async def list_matches(
         day=found.day,
         page=page,
         page_size=page_size,
-        pages=-(-len(entries) // page_size),
-        total=len(entries),
+        pages=-(-total // page_size),
+        total=total,
         relaxation=found.relaxation,
         unresolved_locations=found.unresolved_locations,
-        candidates=entries[start : start + page_size],
+        candidates=candidates,
         query=found.query if explain else None,
         computed=computed,
     )
@@ -182,9 +205,9 @@ async def load_snapshot(
 
 async def compute_snapshot(
     *, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline, day: date
-) -> tuple[Snapshot, dict[str, dict[str, Any]] | None]:
-    """Rank now, relaxing until 125 qualify, and store the list for the day; also the hits' sources (None when
-    another request stored the day's list first and that one is returned)."""
+) -> tuple[Snapshot, dict[str, dict[str, Any]]]:
+    """Rank now, relaxing until 125 qualify: the day's list (not stored yet: see store_snapshot) and the hits'
+    sources."""
     understanding = pipeline.understanding
     ranking = {"understanding": understanding, "boosts": pipeline_boosts(pipeline),
                "exclude_ids": pipeline.acted_candidate_ids, "size": LIST_SIZE}
@@ -238,47 +261,83 @@ async def compute_snapshot(
         unresolved_locations=list(understanding.unresolved_locations),
         query=body,
     )
-    sources = {hit["_id"]: hit["_source"] for hit in response["hits"]["hits"]}
-    snapshot_id = f"{pipeline_doc_id(pipeline.tenant_id, pipeline.crm_pipeline_id)}:{snapshot.snapshot}"
+    return snapshot, {hit["_id"]: hit["_source"] for hit in response["hits"]["hits"]}
+
+
+async def store_snapshot(
+    *, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline, snapshot: Snapshot
+) -> Snapshot:
+    """Keep the day's list and point its pipeline at it; returns the list kept, which is an earlier one when
+    another request stored the same snapshot first (the first stored wins, so pages agree)."""
+    kept = snapshot
     try:
         with map_es_errors("storing a snapshot"):
-            await es.index(index=names.index("snapshots"), id=snapshot_id, document=snapshot.model_dump(mode="json"),
-                           op_type="create")
+            await es.index(index=names.index("snapshots"), id=_snapshot_id(pipeline, snapshot.snapshot),
+                           document=snapshot.model_dump(mode="json"), op_type="create")
     except elasticsearch.ConflictError:
-        # Another request computed the same snapshot a moment ago: serve that one, so pages agree.
-        stored = await load_snapshot(es=es, names=names, tenant_id=pipeline.tenant_id,
-                                     crm_pipeline_id=pipeline.crm_pipeline_id, key=snapshot.snapshot)
-        if stored is not None:
-            return stored, None
-    return snapshot, sources
+        kept = await load_snapshot(es=es, names=names, tenant_id=pipeline.tenant_id,
+                                   crm_pipeline_id=pipeline.crm_pipeline_id, key=snapshot.snapshot) or snapshot
+    with map_es_errors("recording the list on its pipeline"):
+        await es.options(ignore_status=404).update(  # 404: the pipeline was deleted meanwhile
+            index=names.index("pipelines"), id=pipeline_doc_id(pipeline.tenant_id, pipeline.crm_pipeline_id),
+            doc={"listed_snapshot": kept.snapshot, "previous_snapshot": previous_list_key(pipeline, kept.day),
+                 "last_used_at": datetime.now(UTC).isoformat()},
+            retry_on_conflict=5,
+        )
+    return kept
+
+
+async def _store_quietly(
+    *, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline, snapshot: Snapshot,
+    unstored: dict[str, Snapshot],
+) -> None:
+    """store_snapshot after the page was sent: a failure is logged (the next read ranks the list again)."""
+    try:
+        await store_snapshot(es=es, names=names, pipeline=pipeline, snapshot=snapshot)
+    except RecmatchError as exc:
+        log.warning("snapshot %s of pipeline %s not stored: %s", snapshot.snapshot, pipeline.crm_pipeline_id,
+                    exc.detail)
+    finally:
+        unstored.pop(_snapshot_id(pipeline, snapshot.snapshot), None)
+
+
+def _snapshot_id(pipeline: StoredPipeline, key: str) -> str:
+    return f"{pipeline_doc_id(pipeline.tenant_id, pipeline.crm_pipeline_id)}:{key}"
 
 
 async def _previous_day_ids(
     *, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline, day: date
 ) -> set[str] | None:
-    """Candidate ids of the latest list shown before DAY; None when there was none."""
+    """Candidate ids of the newest list stored before DAY (the pipeline names it); None when there was none."""
+    key = previous_list_key(pipeline, day)
+    if key is None:
+        return None
     with map_es_errors("reading yesterday's list"):
-        response = await es.search(
-            index=names.index("snapshots"),
-            query={"bool": {"filter": [
-                {"term": {"tenant_id": pipeline.tenant_id}},
-                {"term": {"crm_pipeline_id": pipeline.crm_pipeline_id}},
-                {"range": {"day": {"lt": day.isoformat()}}},
-            ]}},
-            sort=[{"day": "desc"}, {"created_at": "desc"}],
-            size=1,
-            source=["candidate_ids"],
-        )
-    hits = response["hits"]["hits"]
-    return set(hits[0]["_source"]["candidate_ids"]) if hits else None
+        found = await es.options(ignore_status=404).get(index=names.index("snapshots"), id=_snapshot_id(pipeline, key),
+                                                         source=["candidate_ids"])
+    return set(found["_source"]["candidate_ids"]) if found.get("found") else None
+
+
+def previous_list_key(pipeline: StoredPipeline, day: date) -> str | None:
+    """The key of the newest list stored for PIPELINE before DAY, from the two the pipeline names."""
+    for key in (pipeline.listed_snapshot, pipeline.previous_snapshot):
+        if key is not None and snapshot_day(key) < day:
+            return key
+    return None
+
+
+def snapshot_day(key: str) -> date:
+    """The day in a snapshot key (see snapshot_key)."""
+    return datetime.strptime(key.split("-")[1], "%Y%m%d").date()
 
 
 async def _still_listed(
-    *, es: AsyncElasticsearch, names: IndexNames, snapshot: Snapshot, tenant_id: str
-) -> list[MatchCandidate]:
-    """The snapshot's candidates as they are now (erased ones are gone at once), with what was done to each."""
+    *, es: AsyncElasticsearch, names: IndexNames, snapshot: Snapshot, tenant_id: str, window: slice
+) -> tuple[int, list[MatchCandidate]]:
+    """The snapshot's candidates as they are now (erased ones are gone at once), with what was done to each:
+    how many there are, and those in WINDOW."""
     if not snapshot.candidate_ids:
-        return []
+        return 0, []
     state_ids = [f"{tenant_id}:{snapshot.crm_pipeline_id}:{cid}" for cid in snapshot.candidate_ids]
     with map_es_errors("reading candidates"):
         docs, states = await asyncio.gather(
@@ -288,19 +347,22 @@ async def _still_listed(
     if any("error" in doc for doc in (*docs["docs"], *states["docs"])):  # a page with holes would mislead
         raise SearchUnavailable("some candidates cannot be read right now (shards recovering)", retry_after=5)
     statuses = {doc["_source"]["candidate_id"]: doc["_source"]["status"] for doc in states["docs"] if doc.get("found")}
-    return _listed(snapshot, {doc["_id"]: doc["_source"] for doc in docs["docs"] if doc.get("found")}, statuses)
+    sources = {doc["_id"]: doc["_source"] for doc in docs["docs"] if doc.get("found")}
+    return _listed(snapshot, sources, statuses, window)
 
 
-def _listed(snapshot: Snapshot, sources: dict[str, dict[str, Any]], statuses: dict[str, str]) -> list[MatchCandidate]:
-    """The snapshot's entries that still have a candidate document, ranked 1..n, with display fields."""
-    listed = []
-    for entry in snapshot.entries:
-        source = sources.get(entry.candidate_id)
-        if source is None:
-            continue
-        listed.append(
+def _listed(
+    snapshot: Snapshot, sources: dict[str, dict[str, Any]], statuses: dict[str, str], window: slice
+) -> tuple[int, list[MatchCandidate]]:
+    """How many of the snapshot's entries still have a candidate document, and those in WINDOW of them, ranked
+    from 1, with display fields."""
+    present = [entry for entry in snapshot.entries if entry.candidate_id in sources]
+    shown = []
+    for rank, entry in enumerate(present[window], start=window.start + 1):
+        source = sources[entry.candidate_id]
+        shown.append(
             MatchCandidate(
-                rank=len(listed) + 1,
+                rank=rank,
                 candidate_id=entry.candidate_id,
                 name=source["name"],
                 headline=source.get("headline"),
@@ -319,7 +381,7 @@ def _listed(snapshot: Snapshot, sources: dict[str, dict[str, Any]], statuses: di
                 status=statuses.get(entry.candidate_id),
             )
         )
-    return listed
+    return len(present), shown
 
 
 async def refresh_active(
@@ -337,6 +399,7 @@ async def refresh_active(
                                    crm_pipeline_id=pipeline.crm_pipeline_id, key=snapshot_key(pipeline, today)):
                 kept += 1
                 continue
-            await compute_snapshot(es=es, names=names, pipeline=pipeline, day=today)
+            snapshot, _ = await compute_snapshot(es=es, names=names, pipeline=pipeline, day=today)
+            await store_snapshot(es=es, names=names, pipeline=pipeline, snapshot=snapshot)
             computed += 1
     return computed, kept

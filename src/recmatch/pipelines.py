@@ -32,6 +32,8 @@ class StoredPipeline(PipelineIn):
     created_at: datetime
     updated_at: datetime
     last_used_at: datetime | None = None
+    listed_snapshot: str | None = Field(default=None, description="key of the newest list stored for it")
+    previous_snapshot: str | None = Field(default=None, description="key of the newest list of an earlier day")
     understood: dict[str, Any]
     learned: dict[str, Any] | None = None
     acted_candidate_ids: list[str] = Field(default_factory=list)
@@ -145,6 +147,8 @@ async def put_pipeline(
             created_at=previous.created_at if previous else now,
             updated_at=now,
             last_used_at=previous.last_used_at if previous else None,
+            listed_snapshot=previous.listed_snapshot if previous else None,
+            previous_snapshot=previous.previous_snapshot if previous else None,
             understood=understand(pipeline=pipeline, taxonomy=taxonomy).to_dict(),  # cheap; follows taxonomy updates
             learned=previous.learned if previous else None,
             acted_candidate_ids=previous.acted_candidate_ids if previous else [],

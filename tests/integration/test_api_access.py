@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.integration.support import Seats, make_tenant
+from recmatch import accounts
+from recmatch.errors import NotAuthenticated
+from tests.integration.support import Seats, make_tenant, run_async
 
 PIPELINE = {"title": "Software Engineer", "locations": ["Austin, TX"], "skills": ["Python", "SQL"]}
 
@@ -108,3 +110,29 @@ def test_admin_candidate_calls_need_an_admin_seat(app_client: TestClient, seats:
     response = app_client.put("/v1/admin/candidates/c-admin-1", json=candidate, headers=seats.auth(seats.admin))
     assert response.status_code == 200 and response.json()["occupation_codes"] == ["29-1141.00"]
     assert app_client.delete("/v1/admin/candidates/c-admin-1", headers=seats.auth(seats.admin)).status_code == 204
+
+
+def test_a_checked_key_is_trusted_for_the_cache_time_only(api_settings):
+    seats = make_tenant(api_settings)
+    key = seats.recruiter
+    now = [0.0]
+    cache = accounts.KeyCache(ttl=30, timer=lambda: now[0])
+
+    async def work(es, names):
+        first = await accounts.authenticate(es=es, names=names, api_key=key, cache=cache)
+        await es.delete(index=names.index("accounts"), id=f"seat:{accounts.hash_key(key)}", refresh=True)
+        now[0] = 29.0  # revoked, but still within the cache time of this process
+        cached = await accounts.authenticate(es=es, names=names, api_key=key, cache=cache)
+        outcomes = []
+        for later in (accounts.KeyCache(ttl=0), cache):  # no cache; the cache once its time is up
+            now[0] = 31.0
+            try:
+                await accounts.authenticate(es=es, names=names, api_key=key, cache=later)
+                outcomes.append("accepted")
+            except NotAuthenticated:
+                outcomes.append("refused")
+        return first, cached, outcomes
+
+    first, cached, outcomes = run_async(api_settings, work)
+    assert cached == first and cached.seat.email == "rita@example.com"
+    assert outcomes == ["refused", "refused"]

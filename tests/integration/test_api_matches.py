@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import partial
 
 import pytest
 from fastapi.testclient import TestClient
 
+from recmatch import accounts, matches
 from recmatch.api.app import create_app
 from recmatch.api.deps import get_today
-from tests.integration.support import Seats
+from recmatch.pipelines import pipeline_doc_id
+from tests.integration.support import Seats, run_async
 
 BACKEND = {"title": "Senior Software Engineer", "locations": ["San Francisco Bay Area", "Remote"],
            "skills": ["Python", "JavaScript", "SQL"], "remote_ok": True, "radius_km": 80}
@@ -81,8 +84,7 @@ def test_field_change_makes_a_new_snapshot(app_client: TestClient, seats: Seats)
     assert any("nurse" in c["title"].lower() for c in second["candidates"][:5])
 
 
-def test_a_new_day_makes_a_new_snapshot_and_marks_new_candidates(app_client: TestClient, seats: Seats, moving_day,
-                                                                  es, api_settings):
+def test_a_new_day_makes_a_new_snapshot_and_marks_new_candidates(app_client: TestClient, seats: Seats, moving_day):
     app_client.put("/v1/pipelines/p-daily", json=BACKEND, headers=seats.auth(seats.recruiter))
     day = date(2030, 1, 10)
     moving_day(day)
@@ -92,7 +94,6 @@ def test_a_new_day_makes_a_new_snapshot_and_marks_new_candidates(app_client: Tes
                 "skills": ["Python", "JavaScript", "SQL"], "open_to_remote": True, "years_experience": 9,
                 "location": {"name": "Oakland, CA, US"}}
     app_client.put("/v1/admin/candidates/c-newcomer", json=newcomer, headers=seats.auth(seats.admin))
-    es.indices.refresh(index=f"{api_settings.index_prefix}-snapshots")  # yesterday's list is long searchable by then
     moving_day(day + timedelta(days=1))
     second = app_client.get("/v1/pipelines/p-daily/matches?page_size=125", headers=seats.auth(seats.recruiter)).json()
     assert second["snapshot"] != first["snapshot"]
@@ -100,6 +101,51 @@ def test_a_new_day_makes_a_new_snapshot_and_marks_new_candidates(app_client: Tes
     assert "c-newcomer" in {c["candidate_id"] for c in second["candidates"]}
     assert "c-newcomer" in flagged
     assert flagged == set(ids([second])) - set(ids([first]))
+    # A field change later that day: the new list is still compared with the previous day's.
+    app_client.put("/v1/pipelines/p-daily", json={**BACKEND, "radius_km": 90}, headers=seats.auth(seats.recruiter))
+    third = app_client.get("/v1/pipelines/p-daily/matches?page_size=125", headers=seats.auth(seats.recruiter)).json()
+    assert third["snapshot"] not in (first["snapshot"], second["snapshot"])
+    assert {c["candidate_id"] for c in third["candidates"] if c["new"]} == set(ids([third])) - set(ids([first]))
+
+
+def test_a_new_list_is_stored_after_the_page_is_sent(app_client: TestClient, seats: Seats, es, api_settings):
+    app_client.put("/v1/pipelines/p-stored", json=BACKEND, headers=seats.auth(seats.recruiter))
+    first = app_client.get("/v1/pipelines/p-stored/matches", headers=seats.auth(seats.recruiter)).json()
+    assert first["computed"] is True
+    doc_id = pipeline_doc_id(seats.tenant.tenant_id, "p-stored")
+    stored = es.get(index=f"{api_settings.index_prefix}-snapshots", id=f"{doc_id}:{first['snapshot']}")["_source"]
+    assert stored["candidate_ids"][:25] == [c["candidate_id"] for c in first["candidates"]]
+    pipeline = es.get(index=f"{api_settings.index_prefix}-pipelines", id=doc_id)["_source"]
+    assert pipeline["listed_snapshot"] == first["snapshot"]
+    again = app_client.get("/v1/pipelines/p-stored/matches", headers=seats.auth(seats.recruiter)).json()
+    assert again["computed"] is False and again["candidates"] == first["candidates"]
+
+
+def test_a_list_still_being_stored_is_served_from_memory(app_client: TestClient, seats: Seats, api_settings):
+    app_client.put("/v1/pipelines/p-unstored", json=BACKEND, headers=seats.auth(seats.recruiter))
+    deferred: list[tuple] = []
+    unstored: dict = {}
+
+    async def work(es, names):
+        principal = await accounts.authenticate(es=es, names=names, api_key=seats.recruiter)
+        listing = partial(matches.list_matches, es=es, names=names, principal=principal,
+                          crm_pipeline_id="p-unstored", today=date.today(), unstored=unstored,
+                          defer=lambda task, **arguments: deferred.append((task, arguments)))
+        first = await listing()
+        pending = len(unstored)
+        again, page_two = await listing(), await listing(page=2, snapshot=first.snapshot)
+        for task, arguments in deferred:  # the response's background work, once the page is sent
+            await task(**arguments)
+        kept = await matches.load_snapshot(es=es, names=names, tenant_id=principal.tenant.tenant_id,
+                                           crm_pipeline_id="p-unstored", key=first.snapshot)
+        return first, pending, again, page_two, kept
+
+    first, pending, again, page_two, kept = run_async(api_settings, work)
+    assert first.computed and pending == 1 and len(deferred) == 1
+    assert not again.computed and not page_two.computed  # no second ranking while the first is being stored
+    assert again.candidates == first.candidates
+    assert kept is not None and kept.candidate_ids[25:50] == [c.candidate_id for c in page_two.candidates]
+    assert unstored == {}
 
 
 def test_relaxation_is_reported_when_few_candidates_qualify(app_client: TestClient, seats: Seats):

@@ -112,6 +112,7 @@ def admin_api(cfg: Settings) -> Iterator[TestClient]:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = cfg
         app.state.es = make_async_client(cfg)
+        app.state.key_cache = accounts.KeyCache(ttl=cfg.auth_cache_seconds)
         try:
             yield
         finally:

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from recmatch import delivery, observability
+from recmatch.accounts import KeyCache
 from recmatch.api.errors import Problem, install_error_handlers
 from recmatch.api.routes import account, actions, admin, deliveries, health, share, widget
 from recmatch.api.routes import pipelines as pipeline_routes
@@ -73,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.es = observability.instrumented_async_client(settings)
         app.state.sync_es = observability.instrumented_client(settings)
         app.state.secret = None
+        app.state.key_cache = KeyCache(ttl=settings.auth_cache_seconds)
+        app.state.unstored_snapshots = {}  # lists served and still being stored (see matches.list_matches)
         try:
             if settings.delivery_in_api:
                 async with delivery.background_worker(es=app.state.es, names=IndexNames(settings.index_prefix),

@@ -1,4 +1,8 @@
-"""Dependencies: settings, Elasticsearch clients, the caller, the clock."""
+"""Dependencies: settings, Elasticsearch clients, the caller, the clock.
+
+All are ``async def``, even those that do not await: FastAPI runs a plain ``def`` dependency in its thread pool,
+a hop that costs more than these functions do.
+"""
 
 from __future__ import annotations
 
@@ -19,24 +23,24 @@ from recmatch.tokens import read_widget_token, server_secret
 bearer = HTTPBearer(auto_error=False, description="a seat's API key")
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_es(request: Request) -> AsyncElasticsearch:
+async def get_es(request: Request) -> AsyncElasticsearch:
     return request.app.state.es
 
 
-def get_sync_es(request: Request) -> Elasticsearch:
+async def get_sync_es(request: Request) -> Elasticsearch:
     """The synchronous client, for the indexing code shared with `recmatch reindex` (runs in a worker thread)."""
     return request.app.state.sync_es
 
 
-def get_names(request: Request) -> IndexNames:
+async def get_names(request: Request) -> IndexNames:
     return IndexNames(request.app.state.settings.index_prefix)
 
 
-def get_taxonomy_dep(request: Request) -> Taxonomy:
+async def get_taxonomy_dep(request: Request) -> Taxonomy:
     return request.app.state.taxonomy
 
 
@@ -49,7 +53,7 @@ async def get_secret(request: Request) -> str:
     return state.secret
 
 
-def get_today() -> date:
+async def get_today() -> date:
     """The day lists are computed for (UTC); tests override it to move time."""
     return datetime.now(UTC).date()
 
@@ -66,17 +70,18 @@ SecretDep = Annotated[str, Depends(get_secret)]
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-async def get_principal(es: EsDep, names: NamesDep, credentials: BearerDep) -> Principal:
+async def get_principal(request: Request, es: EsDep, names: NamesDep, credentials: BearerDep) -> Principal:
     """A seat, by its API key (widget tokens are refused here)."""
     if credentials is not None and not credentials.credentials.startswith(KEY_PREFIX):
         raise NotPermitted("this call needs a seat API key; a widget token cannot make it")
-    return await authenticate(es=es, names=names, api_key=credentials.credentials if credentials else None)
+    return await authenticate(es=es, names=names, api_key=credentials.credentials if credentials else None,
+                              cache=request.app.state.key_cache)
 
 
 async def get_viewer(request: Request, es: EsDep, names: NamesDep, credentials: BearerDep) -> Principal:
     """A seat by its API key, or the framed widget by its token (then scoped to one pipeline)."""
     if credentials is None or credentials.credentials.startswith(KEY_PREFIX):
-        return await get_principal(es, names, credentials)
+        return await get_principal(request, es, names, credentials)
     claims = read_widget_token(secret=await get_secret(request), token=credentials.credentials)
     try:
         tenant = await get_tenant(es=es, names=names, tenant_id=claims.seat.tenant_id)
@@ -88,18 +93,18 @@ async def get_viewer(request: Request, es: EsDep, names: NamesDep, credentials: 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def get_matches_principal(principal: PrincipalDep) -> Principal:
+async def get_matches_principal(principal: PrincipalDep) -> Principal:
     return require_matches(principal)
 
 
-def get_matches_viewer(principal: Annotated[Principal, Depends(get_viewer)]) -> Principal:
+async def get_matches_viewer(principal: Annotated[Principal, Depends(get_viewer)]) -> Principal:
     return require_matches(principal)
 
 
 ViewerDep = Annotated[Principal, Depends(get_matches_viewer)]
 
 
-def get_admin_principal(principal: PrincipalDep) -> Principal:
+async def get_admin_principal(principal: PrincipalDep) -> Principal:
     return require_admin(principal)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from recmatch import matches, pipelines
@@ -85,6 +85,7 @@ async def get_pipeline(
             summary="Recommended Matches: up to 125 ranked candidates")
 async def get_matches(
     crm_pipeline_id: PipelinePath, es: EsDep, names: NamesDep, principal: ViewerDep, today: TodayDep,
+    background: BackgroundTasks, request: Request,
     page: Annotated[int, Query(ge=1, le=125, description="1-based page")] = 1,
     page_size: Annotated[int, Query(ge=1, le=125, description="candidates a page")] = 25,
     snapshot: Annotated[str | None, Query(max_length=64, pattern=r"^v\d+-\d{8}-l\d+$",
@@ -95,6 +96,7 @@ async def get_matches(
     listing = await matches.list_matches(
         es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id, today=today,
         page=page, page_size=page_size, snapshot=snapshot, explain=explain,
+        defer=background.add_task, unstored=request.app.state.unstored_snapshots,  # stored after the page is sent
     )
     record_snapshot_lookup(cached=not listing.computed)
     return listing
