@@ -18,7 +18,7 @@ from elasticsearch import AsyncElasticsearch
 from pydantic import BaseModel, Field, SecretStr
 
 from recmatch.errors import InvalidInput, NotAuthenticated, NotFound, NotPermitted, SearchUnavailable
-from recmatch.es import IndexNames, map_es_errors
+from recmatch.es import IndexNames, ignoring, map_es_errors
 
 KEY_PREFIX = "rm_"
 TENANT_ID = re.compile(r"[a-z0-9][a-z0-9\-]{0,39}")
@@ -140,7 +140,7 @@ async def update_tenant(*, es: AsyncElasticsearch, names: IndexNames, tenant_id:
 
 async def get_tenant(*, es: AsyncElasticsearch, names: IndexNames, tenant_id: str) -> Tenant:
     with map_es_errors("reading a tenant"):
-        found = await es.options(ignore_status=404).get(index=names.index("accounts"), id=f"tenant:{tenant_id}")
+        found = await ignoring(es, 404).get(index=names.index("accounts"), id=f"tenant:{tenant_id}")
     if not found.get("found"):
         raise NotFound(f"no tenant {tenant_id!r}")
     return Tenant.model_validate(found["_source"])

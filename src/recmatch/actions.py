@@ -18,7 +18,7 @@ from recmatch import delivery, learning
 from recmatch.accounts import Principal
 from recmatch.config import Settings
 from recmatch.errors import Conflict, LimitReached, NotFound
-from recmatch.es import IndexNames, map_es_errors
+from recmatch.es import IndexNames, ignoring, map_es_errors
 from recmatch.pipelines import StoredPipeline, get_pipeline, update_pipeline
 from recmatch.tokens import ShareClaims, mint_share_token
 
@@ -96,13 +96,13 @@ async def perform(
     pipeline = await get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id)
     tenant_id = principal.tenant.tenant_id
     with map_es_errors("reading the candidate"):
-        found = await es.options(ignore_status=404).get(index=names.candidates, id=candidate_id)
+        found = await ignoring(es, 404).get(index=names.candidates, id=candidate_id)
     if not found.get("found"):
         raise NotFound(f"no candidate {candidate_id!r} (erased, or not in the pool)")
     candidate = found["_source"]
     state_id = action_doc_id(tenant_id, crm_pipeline_id, candidate_id)
     with map_es_errors("reading the candidate's status"):
-        state = await es.options(ignore_status=404).get(index=names.index("actions"), id=state_id)
+        state = await ignoring(es, 404).get(index=names.index("actions"), id=state_id)
     previous = state["_source"] if state.get("found") else {}
     if previous.get(_DONE_AT[action]):
         if action is Action.inmail:
@@ -174,7 +174,7 @@ async def _record_event(*, es: AsyncElasticsearch, names: IndexNames, principal:
     }
     event["event_id"] = hashlib.sha256(orjson.dumps(event, option=orjson.OPT_SORT_KEYS)).hexdigest()[:24]
     with map_es_errors("recording the event"):
-        await es.options(ignore_status=409).index(index=names.index("events"), id=event["event_id"],
+        await ignoring(es, 409).index(index=names.index("events"), id=event["event_id"],
                                                   document=event, op_type="create")
 
 
@@ -219,7 +219,7 @@ async def _count_usage(*, es: AsyncElasticsearch, names: IndexNames, principal: 
     label = {"export": "exports", "inmail": "InMails"}[kind]
     for _ in range(5):
         with map_es_errors("counting usage"):
-            found = await es.options(ignore_status=404).get(index=names.index("usage"), id=usage_id)
+            found = await ignoring(es, 404).get(index=names.index("usage"), id=usage_id)
         used = found["_source"]["count"] if found.get("found") else 0
         if used >= limit:
             raise LimitReached(f"this seat has used its {limit} {label} for {month}; the allowance resets on "
@@ -256,7 +256,7 @@ async def idempotent(
     record_id = f"{principal.tenant.tenant_id}:{principal.seat.seat_id}:{key}"
     index = names.index("idempotency")
     with map_es_errors("reading the idempotency key"):
-        found = await es.options(ignore_status=404).get(index=index, id=record_id)
+        found = await ignoring(es, 404).get(index=index, id=record_id)
     if found.get("found"):
         return _replay(found["_source"], fingerprint, key)
     response = (await run()).model_dump(mode="json")

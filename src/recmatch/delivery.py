@@ -27,7 +27,7 @@ from tenacity import RetryCallState, Retrying, wait_exponential, wait_random
 from recmatch import accounts
 from recmatch.config import Settings
 from recmatch.errors import Conflict, InvalidInput, NotFound, RecmatchError
-from recmatch.es import IndexNames, map_es_errors
+from recmatch.es import IndexNames, ignoring, map_es_errors
 
 log = logging.getLogger("recmatch.delivery")
 
@@ -451,7 +451,7 @@ async def retry_delivery(*, es: AsyncElasticsearch, names: IndexNames, tenant_id
     """Put a dead delivery back in the queue now, with its tries reset."""
     index = names.index("outbox")
     with map_es_errors("reading a delivery"):
-        found = await es.options(ignore_status=404).get(index=index, id=delivery_id)
+        found = await ignoring(es, 404).get(index=index, id=delivery_id)
     # Another tenant's entry answers exactly like a missing one.
     if not found.get("found") or found["_source"]["tenant_id"] != tenant_id:
         raise NotFound(f"no delivery {delivery_id!r}")

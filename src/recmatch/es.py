@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import elastic_transport
 import elasticsearch
@@ -17,6 +18,8 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_expo
 
 from recmatch.config import Settings
 from recmatch.errors import IncompatibleServer, NotFound, RecmatchError, SearchUnavailable
+
+ClientT = TypeVar("ClientT", Elasticsearch, AsyncElasticsearch)
 
 CLIENT_MAJOR = int(elasticsearch.__versionstr__.split(".")[0])
 
@@ -79,6 +82,17 @@ def map_es_errors(what: str = "Elasticsearch call") -> Iterator[None]:
         raise SearchUnavailable(f"{what}: Elasticsearch is unreachable ({exc.message})", retry_after=5) from exc
     except elastic_transport.TransportError as exc:
         raise SearchUnavailable(f"{what}: {exc.message}", retry_after=5) from exc
+
+
+_IGNORING: weakref.WeakKeyDictionary[Any, dict[tuple[int, ...], Any]] = weakref.WeakKeyDictionary()
+
+
+def ignoring(es: ClientT, *statuses: int) -> ClientT:
+    """es.options(ignore_status=STATUSES), made once per client: each options() call builds a client (~0.1 ms)."""
+    made = _IGNORING.setdefault(es, {})
+    if statuses not in made:
+        made[statuses] = es.options(ignore_status=list(statuses))
+    return made[statuses]
 
 
 def _reason(exc: elasticsearch.ApiError) -> str:

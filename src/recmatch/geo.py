@@ -263,6 +263,11 @@ def _spread_km(center: tuple[float, float], points: list[tuple[float, float]]) -
     return distances[int(0.9 * (len(distances) - 1))]
 
 
+def warm() -> None:
+    """Build the lookup tables now (a server does it when it starts, not in its first request)."""
+    _tables()
+
+
 @cache
 def _tables() -> _Tables:
     """Build the lookup tables from the shipped GeoNames extract, once per process."""

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import elasticsearch
 from elasticsearch import AsyncElasticsearch
@@ -15,11 +15,11 @@ from pydantic import BaseModel, Field
 
 from recmatch.accounts import Principal
 from recmatch.errors import InvalidInput, NotFound, RecmatchError, SearchUnavailable
-from recmatch.es import IndexNames, map_es_errors
+from recmatch.es import IndexNames, ignoring, map_es_errors
 from recmatch.learning import FeedbackCounts, home_regions, learned_boosts
-from recmatch.pipelines import StoredPipeline, get_pipeline, pipeline_doc_id, touch_pipeline
+from recmatch.pipelines import RecentPipelines, StoredPipeline, get_pipeline, pipeline_doc_id, touch_pipeline
 from recmatch.query import LearnedBoosts, applicable_steps, build_query
-from recmatch.reasons import describe_hit
+from recmatch.reasons import Wording
 
 log = logging.getLogger(__name__)
 
@@ -123,46 +123,71 @@ async def list_matches(
     snapshot: str | None = None,
     explain: bool = False,
     defer: Callable[..., Any] | None = None,
-    unstored: dict[str, Snapshot] | None = None,
+    unstored: dict[str, Ranked] | None = None,
+    recent: RecentPipelines | None = None,
 ) -> MatchesPage:
     """One page of a pipeline's list; the first read of a day (or of a new version) computes a snapshot.
 
     With DEFER (e.g. a response's background tasks), a new snapshot is stored after the page is sent, so the
     caller does not wait for that write; meanwhile it is in UNSTORED (by snapshot id, shared by the process's
     requests), where a read that comes in between finds it. Without DEFER it is stored before the page returns.
+    RECENT (the pipelines the process saw lately) lets a list that must be ranked start searching early.
     """
     check_page(page, page_size)
     tenant_id = principal.tenant.tenant_id
     window = slice((page - 1) * page_size, page * page_size)
+    early: asyncio.Task[Ranked] | None = None
     if snapshot is not None:  # paging: read the pipeline and the snapshot in one round trip
         pipeline, found = await asyncio.gather(
             get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id),
             load_snapshot(es=es, names=names, tenant_id=tenant_id, crm_pipeline_id=crm_pipeline_id, key=snapshot),
         )
-        found = found or (unstored or {}).get(_snapshot_id(pipeline, snapshot))
+        pending = (unstored or {}).get(_snapshot_id(pipeline, snapshot))
+        found = found or (pending.snapshot() if pending is not None else None)
         if found is None and snapshot != snapshot_key(pipeline, today):
             raise NotFound(f"snapshot {snapshot!r} is no longer kept; ask without it for the current list")
     else:
-        pipeline = await get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id)
+        doc_id = pipeline_doc_id(tenant_id, crm_pipeline_id)
+        guess = recent.get(doc_id) if recent is not None else None
+        if guess is not None and _ranks(guess.pipeline, today, unstored):
+            # This process wrote or read the pipeline lately, and no list of it is kept for today: most likely
+            # this request ranks. Search now, while the pipeline is read; keep it only if the read shows the same
+            # revision of the pipeline (another process may have changed it).
+            early = asyncio.create_task(compute_snapshot(es=es, names=names, pipeline=guess.pipeline, day=today))
+        try:
+            pipeline = await get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id,
+                                          recent=recent)
+        except BaseException:
+            _drop(early)
+            raise
         key = snapshot_key(pipeline, today)
         # The pipeline names the newest list stored for it, so a new version or day skips a read that finds nothing.
-        found = (unstored or {}).get(_snapshot_id(pipeline, key))
+        pending = (unstored or {}).get(_snapshot_id(pipeline, key))
+        found = pending.snapshot() if pending is not None else None
         if found is None and pipeline.listed_snapshot == key:
             found = await load_snapshot(es=es, names=names, tenant_id=tenant_id, crm_pipeline_id=crm_pipeline_id,
                                         key=key)
+        seen = recent.get(doc_id) if recent is not None else None
+        if early is not None and (found is not None or seen is None or not guess.same_revision(seen)):
+            _drop(early)
+            early = None
     computed = found is None
     if found is None:
-        found, sources = await compute_snapshot(es=es, names=names, pipeline=pipeline, day=today)
+        ranked = await (early or compute_snapshot(es=es, names=names, pipeline=pipeline, day=today))
+        found = ranked.head
+        total, candidates = found.total, _shown(ranked.entries(window), ranked.sources, {}, window.start + 1)
         if defer is None:
-            kept = await store_snapshot(es=es, names=names, pipeline=pipeline, snapshot=found)
-            if kept is not found:  # another request stored the day's list first: serve that one, so pages agree
-                found, sources = kept, None
+            kept = await store_snapshot(es=es, names=names, pipeline=pipeline, snapshot=ranked.snapshot(),
+                                        recent=recent)
+            if kept is not ranked.snapshot():  # another request stored the day's list first: serve that one
+                found = kept
+                total, candidates = await _still_listed(es=es, names=names, snapshot=kept, tenant_id=tenant_id,
+                                                        window=window)
         else:
             unstored = {} if unstored is None else unstored
-            unstored[_snapshot_id(pipeline, found.snapshot)] = found
-            defer(_store_quietly, es=es, names=names, pipeline=pipeline, snapshot=found, unstored=unstored)
-        total, candidates = _listed(found, sources, {}, window) if sources is not None else await _still_listed(
-            es=es, names=names, snapshot=found, tenant_id=tenant_id, window=window)
+            unstored[_snapshot_id(pipeline, found.snapshot)] = ranked
+            defer(_store_quietly, es=es, names=names, pipeline=pipeline, ranked=ranked, unstored=unstored,
+                  recent=recent)
     else:
         _, (total, candidates) = await asyncio.gather(
             touch_pipeline(es=es, names=names, pipeline=pipeline),
@@ -197,7 +222,7 @@ async def load_snapshot(
     *, es: AsyncElasticsearch, names: IndexNames, tenant_id: str, crm_pipeline_id: str, key: str
 ) -> Snapshot | None:
     with map_es_errors("reading a snapshot"):
-        found = await es.options(ignore_status=404).get(
+        found = await ignoring(es, 404).get(
             index=names.index("snapshots"), id=f"{pipeline_doc_id(tenant_id, crm_pipeline_id)}:{key}"
         )
     return Snapshot.model_validate(found["_source"]) if found.get("found") else None
@@ -205,9 +230,8 @@ async def load_snapshot(
 
 async def compute_snapshot(
     *, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline, day: date
-) -> tuple[Snapshot, dict[str, dict[str, Any]]]:
-    """Rank now, relaxing until 125 qualify: the day's list (not stored yet: see store_snapshot) and the hits'
-    sources."""
+) -> Ranked:
+    """Rank now, relaxing until 125 qualify: the day's list (not stored yet: see store_snapshot)."""
     understanding = pipeline.understanding
     ranking = {"understanding": understanding, "boosts": pipeline_boosts(pipeline),
                "exclude_ids": pipeline.acted_candidate_ids, "size": LIST_SIZE}
@@ -232,21 +256,8 @@ async def compute_snapshot(
                 relax, body, response = list(level), level_body, level_response
                 if level_response["hits"]["total"]["value"] >= LIST_SIZE:
                     break
-    entries = []
-    for hit in response["hits"]["hits"]:
-        explanation = describe_hit(understanding=understanding, hit=hit)
-        entries.append(
-            SnapshotEntry(
-                candidate_id=hit["_id"],
-                score=round(hit["_score"] or 0.0, 4),
-                reasons=list(explanation.reasons),
-                matched_skills=list(explanation.matched_skills),
-                distance_km=explanation.distance_km,
-                nearest_location=explanation.nearest_location,
-                new=previous is not None and hit["_id"] not in previous,
-            )
-        )
-    snapshot = Snapshot(
+    hits = response["hits"]["hits"]
+    head = Snapshot(
         tenant_id=pipeline.tenant_id,
         crm_pipeline_id=pipeline.crm_pipeline_id,
         snapshot=snapshot_key(pipeline, day),
@@ -254,18 +265,57 @@ async def compute_snapshot(
         learning_version=pipeline.learning_version,
         day=day,
         created_at=datetime.now(UTC),
-        total=len(entries),
+        total=len(hits),
         relaxation=relax,
-        candidate_ids=[entry.candidate_id for entry in entries],
-        entries=entries,
+        candidate_ids=[hit["_id"] for hit in hits],
+        entries=[],
         unresolved_locations=list(understanding.unresolved_locations),
         query=body,
     )
-    return snapshot, {hit["_id"]: hit["_source"] for hit in response["hits"]["hits"]}
+    return Ranked(head, hits, Wording(understanding), previous)
+
+
+class Ranked:
+    """A list just ranked, worded as far as it has been read: the page a request shows is worded at once, the
+    rest when the whole list is first needed (to store it, after the page was sent, or by a request meanwhile)."""
+
+    def __init__(self, head: Snapshot, hits: list[dict[str, Any]], wording: Wording, previous: set[str] | None):
+        self.head = head  # the snapshot without its entries
+        self.sources = {hit["_id"]: hit["_source"] for hit in hits}
+        self._hits = hits
+        self._wording = wording
+        self._previous = previous
+        self._entries: list[SnapshotEntry | None] = [None] * len(hits)
+        self._snapshot: Snapshot | None = None
+
+    def entries(self, window: slice) -> list[SnapshotEntry]:
+        for index in range(*window.indices(len(self._hits))):
+            if self._entries[index] is None:
+                self._entries[index] = self._entry(self._hits[index])
+        return cast("list[SnapshotEntry]", self._entries[window])
+
+    def snapshot(self) -> Snapshot:
+        """The whole list, worded."""
+        if self._snapshot is None:
+            self._snapshot = self.head.model_copy(update={"entries": self.entries(slice(None))})
+        return self._snapshot
+
+    def _entry(self, hit: dict[str, Any]) -> SnapshotEntry:
+        explanation = self._wording.describe(hit)
+        return SnapshotEntry.model_construct(  # built from our own hits: nothing to validate
+            candidate_id=hit["_id"],
+            score=round(hit["_score"] or 0.0, 4),
+            reasons=list(explanation.reasons),
+            matched_skills=list(explanation.matched_skills),
+            distance_km=explanation.distance_km,
+            nearest_location=explanation.nearest_location,
+            new=self._previous is not None and hit["_id"] not in self._previous,
+        )
 
 
 async def store_snapshot(
-    *, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline, snapshot: Snapshot
+    *, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline, snapshot: Snapshot,
+    recent: RecentPipelines | None = None,
 ) -> Snapshot:
     """Keep the day's list and point its pipeline at it; returns the list kept, which is an earlier one when
     another request stored the same snapshot first (the first stored wins, so pages agree)."""
@@ -277,28 +327,44 @@ async def store_snapshot(
     except elasticsearch.ConflictError:
         kept = await load_snapshot(es=es, names=names, tenant_id=pipeline.tenant_id,
                                    crm_pipeline_id=pipeline.crm_pipeline_id, key=snapshot.snapshot) or snapshot
+    doc_id = pipeline_doc_id(pipeline.tenant_id, pipeline.crm_pipeline_id)
+    changes = {"listed_snapshot": kept.snapshot, "previous_snapshot": previous_list_key(pipeline, kept.day),
+               "last_used_at": datetime.now(UTC)}
     with map_es_errors("recording the list on its pipeline"):
-        await es.options(ignore_status=404).update(  # 404: the pipeline was deleted meanwhile
-            index=names.index("pipelines"), id=pipeline_doc_id(pipeline.tenant_id, pipeline.crm_pipeline_id),
-            doc={"listed_snapshot": kept.snapshot, "previous_snapshot": previous_list_key(pipeline, kept.day),
-                 "last_used_at": datetime.now(UTC).isoformat()},
-            retry_on_conflict=5,
+        written = await ignoring(es, 404).update(  # 404: the pipeline was deleted meanwhile
+            index=names.index("pipelines"), id=doc_id, retry_on_conflict=5,
+            doc={**changes, "last_used_at": changes["last_used_at"].isoformat()},
         )
+    if recent is not None:
+        recent.updated(doc_id, written, changes)
     return kept
 
 
 async def _store_quietly(
-    *, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline, snapshot: Snapshot,
-    unstored: dict[str, Snapshot],
+    *, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline, ranked: Ranked,
+    unstored: dict[str, Ranked], recent: RecentPipelines | None,
 ) -> None:
     """store_snapshot after the page was sent: a failure is logged (the next read ranks the list again)."""
     try:
-        await store_snapshot(es=es, names=names, pipeline=pipeline, snapshot=snapshot)
+        await store_snapshot(es=es, names=names, pipeline=pipeline, snapshot=ranked.snapshot(), recent=recent)
     except RecmatchError as exc:
-        log.warning("snapshot %s of pipeline %s not stored: %s", snapshot.snapshot, pipeline.crm_pipeline_id,
+        log.warning("snapshot %s of pipeline %s not stored: %s", ranked.head.snapshot, pipeline.crm_pipeline_id,
                     exc.detail)
     finally:
-        unstored.pop(_snapshot_id(pipeline, snapshot.snapshot), None)
+        unstored.pop(_snapshot_id(pipeline, ranked.head.snapshot), None)
+
+
+def _ranks(pipeline: StoredPipeline, day: date, unstored: dict[str, Ranked] | None) -> bool:
+    """Whether a list of PIPELINE (as it is known) for DAY would be ranked now: none is stored or being stored."""
+    key = snapshot_key(pipeline, day)
+    return pipeline.listed_snapshot != key and _snapshot_id(pipeline, key) not in (unstored or {})
+
+
+def _drop(task: asyncio.Task[Any] | None) -> None:
+    """Give up a speculative search (and never leave its outcome unretrieved)."""
+    if task is not None:
+        task.cancel()
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 def _snapshot_id(pipeline: StoredPipeline, key: str) -> str:
@@ -313,7 +379,7 @@ async def _previous_day_ids(
     if key is None:
         return None
     with map_es_errors("reading yesterday's list"):
-        found = await es.options(ignore_status=404).get(index=names.index("snapshots"), id=_snapshot_id(pipeline, key),
+        found = await ignoring(es, 404).get(index=names.index("snapshots"), id=_snapshot_id(pipeline, key),
                                                          source=["candidate_ids"])
     return set(found["_source"]["candidate_ids"]) if found.get("found") else None
 
@@ -354,11 +420,16 @@ async def _still_listed(
 def _listed(
     snapshot: Snapshot, sources: dict[str, dict[str, Any]], statuses: dict[str, str], window: slice
 ) -> tuple[int, list[MatchCandidate]]:
-    """How many of the snapshot's entries still have a candidate document, and those in WINDOW of them, ranked
-    from 1, with display fields."""
+    """How many of the snapshot's entries still have a candidate document, and those in WINDOW of them."""
     present = [entry for entry in snapshot.entries if entry.candidate_id in sources]
+    return len(present), _shown(present[window], sources, statuses, window.start + 1)
+
+
+def _shown(entries: list[SnapshotEntry], sources: dict[str, dict[str, Any]], statuses: dict[str, str],
+           first_rank: int) -> list[MatchCandidate]:
+    """ENTRIES with their candidates' display fields and statuses, ranked from FIRST_RANK."""
     shown = []
-    for rank, entry in enumerate(present[window], start=window.start + 1):
+    for rank, entry in enumerate(entries, start=first_rank):
         source = sources[entry.candidate_id]
         shown.append(
             MatchCandidate(
@@ -381,7 +452,7 @@ def _listed(
                 status=statuses.get(entry.candidate_id),
             )
         )
-    return len(present), shown
+    return shown
 
 
 async def refresh_active(
@@ -391,6 +462,7 @@ async def refresh_active(
     computed = kept = 0
     since = (today - timedelta(days=active_days)).isoformat()
     with map_es_errors("listing active pipelines"):
+        await es.indices.refresh(index=names.index("pipelines"))  # pipelines are written without a refresh
         active = {"query": {"range": {"last_used_at": {"gte": since}}}}
         pages = async_scan(es, index=names.index("pipelines"), query=active)
         async for hit in pages:
@@ -399,7 +471,7 @@ async def refresh_active(
                                    crm_pipeline_id=pipeline.crm_pipeline_id, key=snapshot_key(pipeline, today)):
                 kept += 1
                 continue
-            snapshot, _ = await compute_snapshot(es=es, names=names, pipeline=pipeline, day=today)
-            await store_snapshot(es=es, names=names, pipeline=pipeline, snapshot=snapshot)
+            ranked = await compute_snapshot(es=es, names=names, pipeline=pipeline, day=today)
+            await store_snapshot(es=es, names=names, pipeline=pipeline, snapshot=ranked.snapshot())
             computed += 1
     return computed, kept

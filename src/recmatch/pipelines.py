@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import elasticsearch
 import orjson
+from cachetools import LRUCache
 from elasticsearch import AsyncElasticsearch
 from pydantic import BaseModel, Field
 
 from recmatch.accounts import Principal
 from recmatch.errors import Conflict, NotFound, NotPermitted
-from recmatch.es import IndexNames, map_es_errors
+from recmatch.es import IndexNames, ignoring, map_es_errors
 from recmatch.models import PipelineIn
 from recmatch.normalize import normalize_skill, normalize_title
 from recmatch.taxonomy import Taxonomy
@@ -97,22 +99,71 @@ def check_visible(pipeline: StoredPipeline, principal: Principal) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """A pipeline as this process last read or wrote it, and which revision of its document that was."""
+
+    pipeline: StoredPipeline
+    seq_no: int
+    primary_term: int
+    version: int
+
+    @classmethod
+    def of(cls, pipeline: StoredPipeline, written: Mapping[str, Any]) -> Seen:
+        """From a get, index or update answer (they all carry _seq_no, _primary_term and _version)."""
+        return cls(pipeline, written["_seq_no"], written["_primary_term"], written["_version"])
+
+    def same_revision(self, other: Seen) -> bool:
+        return (self.seq_no, self.primary_term) == (other.seq_no, other.primary_term)
+
+
+class RecentPipelines:
+    """The pipelines this process read or wrote lately (least recently used ones are forgotten).
+
+    A guess, never an answer: a request may start work on what is here, and keeps that work only when its own
+    realtime read shows the same revision (another process may have changed the pipeline meanwhile).
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self._seen: LRUCache[str, Seen] = LRUCache(maxsize=size)
+
+    def get(self, doc_id: str) -> Seen | None:
+        return self._seen.get(doc_id)
+
+    def put(self, doc_id: str, seen: Seen) -> None:
+        self._seen[doc_id] = seen
+
+    def updated(self, doc_id: str, written: Mapping[str, Any], changes: Mapping[str, Any]) -> None:
+        """After a partial update with CHANGES: the known pipeline with them applied, when the update was the
+        very next write to it (otherwise what it holds now is unknown, and it is forgotten)."""
+        seen = self._seen.get(doc_id)
+        if seen is not None and written.get("_version") == seen.version + 1 \
+                and written.get("_primary_term") == seen.primary_term:
+            self._seen[doc_id] = Seen.of(seen.pipeline.model_copy(update=dict(changes)), written)
+        else:
+            self._seen.pop(doc_id, None)
+
+
 async def _read(es: AsyncElasticsearch, names: IndexNames, doc_id: str) -> dict[str, Any] | None:
     with map_es_errors("reading a pipeline"):
-        found = await es.options(ignore_status=404).get(index=names.index("pipelines"), id=doc_id)
+        found = await ignoring(es, 404).get(index=names.index("pipelines"), id=doc_id)
     return found if found.get("found") else None
 
 
 async def get_pipeline(
-    *, es: AsyncElasticsearch, names: IndexNames, principal: Principal, crm_pipeline_id: str
+    *, es: AsyncElasticsearch, names: IndexNames, principal: Principal, crm_pipeline_id: str,
+    recent: RecentPipelines | None = None,
 ) -> StoredPipeline:
-    """The caller's tenant's pipeline, when this seat may see it."""
+    """The caller's tenant's pipeline, when this seat may see it (and noted in RECENT)."""
     principal.check_scope(crm_pipeline_id)
-    found = await _read(es, names, pipeline_doc_id(principal.tenant.tenant_id, crm_pipeline_id))
+    doc_id = pipeline_doc_id(principal.tenant.tenant_id, crm_pipeline_id)
+    found = await _read(es, names, doc_id)
     if found is None:
         raise NotFound(f"no pipeline {crm_pipeline_id!r}: sync it first with PUT /v1/pipelines/{crm_pipeline_id}")
     pipeline = StoredPipeline.model_validate(found["_source"])
     check_visible(pipeline, principal)
+    if recent is not None:
+        recent.put(doc_id, Seen.of(pipeline, found))
     return pipeline
 
 
@@ -124,6 +175,7 @@ async def put_pipeline(
     crm_pipeline_id: str,
     pipeline: PipelineIn,
     taxonomy: Taxonomy,
+    recent: RecentPipelines | None = None,
 ) -> tuple[StoredPipeline, bool]:
     """Store a synced pipeline; returns it and whether it was created. A ranking change bumps the version."""
     principal.check_scope(crm_pipeline_id)
@@ -157,8 +209,11 @@ async def put_pipeline(
             "op_type": "create"}
         try:
             with map_es_errors("storing a pipeline"):
-                await es.index(index=names.index("pipelines"), id=doc_id, document=stored.model_dump(mode="json"),
-                               refresh="wait_for", **concurrency)
+                # No refresh: every read of a pipeline is a realtime get (only the daily refresh searches them).
+                written = await es.index(index=names.index("pipelines"), id=doc_id,
+                                         document=stored.model_dump(mode="json"), **concurrency)
+            if recent is not None:
+                recent.put(doc_id, Seen.of(stored, written))
             return stored, previous is None
         except elasticsearch.ConflictError:
             continue
@@ -171,7 +226,7 @@ async def touch_pipeline(*, es: AsyncElasticsearch, names: IndexNames, pipeline:
     if pipeline.last_used_at is not None and pipeline.last_used_at.date() == now.date():
         return
     with map_es_errors("recording pipeline use"):
-        await es.options(ignore_status=[404, 409]).update(
+        await ignoring(es, 404, 409).update(
             index=names.index("pipelines"),
             id=pipeline_doc_id(pipeline.tenant_id, pipeline.crm_pipeline_id),
             doc={"last_used_at": now.isoformat()},

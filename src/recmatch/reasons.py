@@ -12,7 +12,7 @@ from typing import Any
 from recmatch.geo import haversine_km
 from recmatch.understand import PipelineLocation, Understanding
 
-__all__ = ["HitExplanation", "describe_hit", "matched_names"]
+__all__ = ["HitExplanation", "Wording", "describe_hit", "matched_names"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,52 +33,67 @@ def matched_names(hit: Mapping[str, Any]) -> frozenset[str]:
 
 def describe_hit(*, understanding: Understanding, hit: Mapping[str, Any]) -> HitExplanation:
     """Reasons, matched skills and distance for one search hit."""
-    names = matched_names(hit)
-    source = hit.get("_source") or {}
-    reasons: list[str] = []
-    title_reason = _title_reason(understanding, names, str(source.get("title") or ""))
-    if title_reason:
-        reasons.append(title_reason)
-    skills = tuple(skill.display for skill in understanding.skills if f"skill:{skill.name}" in names)
-    if skills:
-        reasons.append("skills: " + ", ".join(skills))
-    distance, nearest = _nearest(understanding.locations, _point(source))
-    if distance is not None and nearest is not None:
-        inside_area = nearest.kind != "city" and distance <= nearest.radius_km
-        reasons.append(f"in {nearest.name}" if inside_area else f"{_distance_words(distance)} from {nearest.name}")
-    else:
-        for index, place in enumerate(understanding.locations):
-            if f"location:{index}" in names:
-                reasons.append(f"in {place.name}")
-                break
-    if "remote" in names or (understanding.remote and source.get("open_to_remote") is True):
-        reasons.append("open to remote")
-    return HitExplanation(
-        reasons=tuple(reasons),
-        matched_skills=skills,
-        distance_km=None if distance is None else round(distance, 1),
-        nearest_location=None if nearest is None else nearest.name,
-    )
+    return Wording(understanding).describe(hit)
 
 
-def _title_reason(understanding: Understanding, names: frozenset[str], title: str) -> str | None:
-    same = [o for o in understanding.occupations if f"title.occupation:{o.code}" in names]
-    if same:
-        best = max(same, key=lambda occupation: occupation.confidence)
-        return f"title: {title} ~ {best.title}" if title else f"title ~ {best.title}"
-    if "title.exact" in names or "title.words" in names:
-        return f"title: {title or understanding.title}"
-    related = [r for r in understanding.related if f"title.related:{r.code}" in names]
-    if related:
-        return f"related title: {max(related, key=lambda r: r.weight).title}"
-    past = [o for o in understanding.occupations if f"title.past_occupation:{o.code}" in names]
-    if past:
-        return f"past title ~ {max(past, key=lambda occupation: occupation.confidence).title}"
-    if "title.past_words" in names:
-        return f"past title: {understanding.title}"
-    if "title.shingles" in names:
-        return f"title: {title}" if title else None
-    return None
+class Wording:
+    """describe_hit for the hits of one list: the clause names it looks for are spelled once, not once a hit."""
+
+    def __init__(self, understanding: Understanding) -> None:
+        self.understanding = understanding
+        by_confidence = sorted(understanding.occupations, key=lambda o: -o.confidence)  # stable: first of equals
+        self._same = tuple((f"title.occupation:{o.code}", o.title) for o in by_confidence)
+        self._related = tuple((f"title.related:{r.code}", r.title)
+                              for r in sorted(understanding.related, key=lambda r: -r.weight))
+        self._past = tuple((f"title.past_occupation:{o.code}", o.title) for o in by_confidence)
+        self._skills = tuple((f"skill:{skill.name}", skill.display) for skill in understanding.skills)
+        self._located = tuple((f"location:{index}", place.name) for index, place in enumerate(understanding.locations))
+        self._places = tuple(place for place in understanding.locations if place.kind != "country")
+
+    def describe(self, hit: Mapping[str, Any]) -> HitExplanation:
+        names = matched_names(hit)
+        source = hit.get("_source") or {}
+        reasons: list[str] = []
+        title_reason = self._title_reason(names, str(source.get("title") or ""))
+        if title_reason:
+            reasons.append(title_reason)
+        skills = tuple(display for name, display in self._skills if name in names)
+        if skills:
+            reasons.append("skills: " + ", ".join(skills))
+        distance, nearest = _nearest(self._places, _point(source))
+        if distance is not None and nearest is not None:
+            inside_area = nearest.kind != "city" and distance <= nearest.radius_km
+            reasons.append(f"in {nearest.name}" if inside_area else f"{_distance_words(distance)} from {nearest.name}")
+        else:
+            located = next((place for name, place in self._located if name in names), None)
+            if located is not None:
+                reasons.append(f"in {located}")
+        if "remote" in names or (self.understanding.remote and source.get("open_to_remote") is True):
+            reasons.append("open to remote")
+        return HitExplanation(
+            reasons=tuple(reasons),
+            matched_skills=skills,
+            distance_km=None if distance is None else round(distance, 1),
+            nearest_location=None if nearest is None else nearest.name,
+        )
+
+    def _title_reason(self, names: frozenset[str], title: str) -> str | None:
+        same = next((occupation for name, occupation in self._same if name in names), None)
+        if same is not None:
+            return f"title: {title} ~ {same}" if title else f"title ~ {same}"
+        if "title.exact" in names or "title.words" in names:
+            return f"title: {title or self.understanding.title}"
+        related = next((occupation for name, occupation in self._related if name in names), None)
+        if related is not None:
+            return f"related title: {related}"
+        past = next((occupation for name, occupation in self._past if name in names), None)
+        if past is not None:
+            return f"past title ~ {past}"
+        if "title.past_words" in names:
+            return f"past title: {self.understanding.title}"
+        if "title.shingles" in names:
+            return f"title: {title}" if title else None
+        return None
 
 
 def _point(source: Mapping[str, Any]) -> tuple[float, float] | None:
@@ -101,12 +116,11 @@ def _point(source: Mapping[str, Any]) -> tuple[float, float] | None:
 def _nearest(
     places: Iterable[PipelineLocation], point: tuple[float, float] | None
 ) -> tuple[float | None, PipelineLocation | None]:
+    """The place (never a country: its centre says nothing about how far someone lives) POINT is least outside."""
     if point is None:
         return None, None
     best: tuple[tuple[float, float], PipelineLocation] | None = None
     for place in places:
-        if place.kind == "country":
-            continue  # a country's centre says nothing about how far someone lives
         distance = haversine_km(place.lat, place.lon, point[0], point[1])
         # Nearest is the place the candidate is least outside of: inside Texas beats 40 km from Austin.
         key = (max(0.0, distance - place.radius_km), distance)

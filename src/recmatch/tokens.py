@@ -12,7 +12,7 @@ from elasticsearch import AsyncElasticsearch
 from recmatch.accounts import License, Seat
 from recmatch.config import Settings
 from recmatch.errors import NotAuthenticated
-from recmatch.es import IndexNames, map_es_errors
+from recmatch.es import IndexNames, ignoring, map_es_errors
 
 ALGORITHM = "HS256"
 WIDGET_AUDIENCE = "recmatch:widget"
@@ -29,9 +29,9 @@ async def server_secret(*, es: AsyncElasticsearch, names: IndexNames, settings: 
         return settings.secret_key.get_secret_value()
     index = names.index("accounts")
     with map_es_errors("reading the signing secret"):
-        found = await es.options(ignore_status=404).get(index=index, id="server:secret")
+        found = await ignoring(es, 404).get(index=index, id="server:secret")
         if not found.get("found"):
-            await es.options(ignore_status=409).index(
+            await ignoring(es, 409).index(
                 index=index, id="server:secret", op_type="create", refresh="wait_for",
                 document={"kind": "server", "webhook_secret": secrets.token_urlsafe(48),
                           "created_at": datetime.now(UTC).isoformat()},

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 
 import pytest
 from fastapi.testclient import TestClient
 
-from recmatch import accounts, matches
+from recmatch import accounts, matches, pipelines
 from recmatch.api.app import create_app
 from recmatch.api.deps import get_today
 from recmatch.pipelines import pipeline_doc_id
@@ -226,3 +226,28 @@ def test_api_is_not_ready_until_its_indices_are_prepared(api_settings, es, es_ur
     with TestClient(create_app(late.model_copy(update={"es_url": es_url}))) as client:
         assert client.get("/readyz").status_code == 200
         assert es.indices.exists(index=f"{late.index_prefix}-accounts")
+
+
+def test_daily_refresh_computes_tomorrows_list_of_pipelines_in_use(app_client: TestClient, seats: Seats, moving_day,
+                                                                   api_settings):
+    for pipeline in ("p-in-use", "p-idle"):
+        app_client.put(f"/v1/pipelines/{pipeline}", json=BACKEND, headers=seats.auth(seats.recruiter))
+    app_client.get("/v1/pipelines/p-in-use/matches", headers=seats.auth(seats.recruiter))
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+
+    async def refresh_and_look(es, names):
+        computed, _ = await matches.refresh_active(es=es, names=names, today=tomorrow)
+        found = {}
+        for pipeline in ("p-in-use", "p-idle"):
+            stored = await pipelines.get_pipeline(es=es, names=names, crm_pipeline_id=pipeline, principal=(
+                await accounts.authenticate(es=es, names=names, api_key=seats.recruiter)))
+            found[pipeline] = await matches.load_snapshot(es=es, names=names, tenant_id=seats.tenant.tenant_id,
+                                                          crm_pipeline_id=pipeline,
+                                                          key=matches.snapshot_key(stored, tomorrow))
+        return computed, found
+
+    computed, found = run_async(api_settings, refresh_and_look)
+    assert computed >= 1 and found["p-in-use"] is not None and found["p-idle"] is None
+    moving_day(tomorrow)
+    listing = app_client.get("/v1/pipelines/p-in-use/matches", headers=seats.auth(seats.recruiter)).json()
+    assert listing["computed"] is False and listing["snapshot"] == found["p-in-use"].snapshot

@@ -22,12 +22,13 @@ GATED = responses(401, 403, 404, 422, 503)
 @router.put("/pipelines/{crm_pipeline_id}", response_model=pipelines.PipelineView, responses=GATED,
             summary="Sync a pipeline from the CRM")
 async def put_pipeline(
-    crm_pipeline_id: PipelinePath, pipeline: PipelineIn, response: Response,
+    crm_pipeline_id: PipelinePath, pipeline: PipelineIn, response: Response, request: Request,
     es: EsDep, names: NamesDep, principal: MatchesPrincipalDep, taxonomy: TaxonomyDep,
 ) -> pipelines.PipelineView:
     """Create or update a pipeline. The version grows when a field that drives ranking changes."""
     stored, created = await pipelines.put_pipeline(
-        es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id, pipeline=pipeline, taxonomy=taxonomy
+        es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id, pipeline=pipeline, taxonomy=taxonomy,
+        recent=request.app.state.recent_pipelines,
     )
     response.status_code = 201 if created else 200
     return pipelines.PipelineView.of(stored)
@@ -54,7 +55,8 @@ class BatchOut(BaseModel):
 
 @router.post("/pipelines:batch", response_model=BatchOut, responses=GATED, summary="Sync up to 100 pipelines")
 async def put_pipelines(
-    batch: BatchIn, es: EsDep, names: NamesDep, principal: MatchesPrincipalDep, taxonomy: TaxonomyDep
+    batch: BatchIn, request: Request, es: EsDep, names: NamesDep, principal: MatchesPrincipalDep,
+    taxonomy: TaxonomyDep,
 ) -> BatchOut:
     """Each pipeline succeeds or fails on its own; the answer lists one result per pipeline, in order."""
     results = []
@@ -63,6 +65,7 @@ async def put_pipelines(
             stored, created = await pipelines.put_pipeline(
                 es=es, names=names, principal=principal, crm_pipeline_id=item.crm_pipeline_id,
                 pipeline=PipelineIn.model_validate(item.model_dump(exclude={"crm_pipeline_id"})), taxonomy=taxonomy,
+                recent=request.app.state.recent_pipelines,
             )
             results.append(BatchResult(crm_pipeline_id=item.crm_pipeline_id, status="created" if created else "updated",
                                        pipeline=pipelines.PipelineView.of(stored)))
@@ -97,6 +100,7 @@ async def get_matches(
         es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id, today=today,
         page=page, page_size=page_size, snapshot=snapshot, explain=explain,
         defer=background.add_task, unstored=request.app.state.unstored_snapshots,  # stored after the page is sent
+        recent=request.app.state.recent_pipelines,
     )
     record_snapshot_lookup(cached=not listing.computed)
     return listing

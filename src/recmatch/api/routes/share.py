@@ -14,7 +14,7 @@ from recmatch import delivery
 from recmatch.actions import action_doc_id, stub_profile
 from recmatch.api.deps import EsDep, NamesDep, SecretDep
 from recmatch.errors import InvalidInput, RecmatchError
-from recmatch.es import map_es_errors
+from recmatch.es import ignoring, map_es_errors
 from recmatch.tokens import ShareClaims, read_share_token
 
 router = APIRouter(tags=["contact share"], include_in_schema=False)
@@ -82,11 +82,11 @@ def _validated(email: str, phone: str) -> dict[str, str]:
 async def _contact_shared(*, es: EsDep, names: NamesDep, claims: ShareClaims, contact: dict[str, str]) -> bool:
     """Tell the CRM (contact.shared) once per InMail; record it on the candidate's status."""
     with map_es_errors("reading the candidate"):
-        found = await es.options(ignore_status=404).get(index=names.candidates, id=claims.candidate_id)
+        found = await ignoring(es, 404).get(index=names.candidates, id=claims.candidate_id)
     candidate = stub_profile(claims.candidate_id, found.get("_source", {"name": None}))
     now = datetime.now(UTC).isoformat()
     with map_es_errors("recording the shared contact"):
-        await es.options(ignore_status=404).update(
+        await ignoring(es, 404).update(
             index=names.index("actions"),
             id=action_doc_id(claims.tenant_id, claims.crm_pipeline_id, claims.candidate_id),
             doc={"contact_shared_at": now, "updated_at": now},
