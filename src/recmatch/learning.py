@@ -7,10 +7,11 @@ Flow (the API keeps ``FeedbackCounts.to_dict()`` in the pipeline document's ``le
     describe(counts, …)              →  "more like: Kubernetes (4 saves)", "less like: Sales Managers titles (2 …)"
 
 Save, InMail and export are positive: every feature of the candidate gains a positive. A dismissal is negative only
-for what its reason names (title → occupation codes, location → region, skills → skills, seniority → seniority);
-"other" (or no reason) is a vague negative on every feature, worth ``VAGUE_WEIGHT`` of a targeted one. A candidate
-whose title maps to several occupations spreads one signal over them: we cannot tell which reading the recruiter
-meant.
+for what its reason names (title → occupation codes and the exact normalised title, location → region and distance,
+skills → skills, seniority → seniority); "other" (or no reason) is a vague negative on every feature, worth
+``VAGUE_WEIGHT`` of a targeted one. A candidate whose title maps to several occupations spreads one signal over them:
+we cannot tell which reading the recruiter meant — except that a dismissal for title leaves out the readings the
+recruiter already saved people under (they wanted that reading, so the other ones are what they turned down).
 
 A key's weight is its smoothed log-odds ``log((p + PSEUDO) / (n + PSEUDO))`` times its kind's ``scale``, then
 ``exp``, clamped to [MIN_BOOST, MAX_BOOST]. PSEUDO pseudo-signals on each side keep one signal well away from the
@@ -19,6 +20,11 @@ so kinds a candidate has many of (skills) or that say little on their own (compa
 they order candidates the occupation boost leaves level rather than overturn the ranking. Regions are only ever
 lowered, never for a region with a positive in it, and never for the pipeline's own places (``home_regions``): the
 pipeline's radius already says how far is too far, a dismissal "location" says which far places are not wanted.
+Titles, like regions, are only ever lowered, and a positive protects one. Each dismissal for location also lowers
+``beyond_radius``, the factor of every candidate outside the pipeline's radius (who is not remote when the pipeline
+accepts remote): the proximity decay keeps a candidate just past the radius nearly level with one inside it, and
+location dismissals say this recruiter means the radius. Its weight is ``exp(-FAR_SCALE · log((n + PSEUDO) /
+PSEUDO))`` for n location dismissals, at least MIN_BOOST (one: × 0.74, three: × 0.5).
 A tenant-wide prior (the sum of other pipelines' counts, ``merged``) adds at most ``PRIOR_SIGNALS`` signals' worth.
 """
 
@@ -29,6 +35,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, get_args
 
+from recmatch.normalize import normalize_title
 from recmatch.query import MAX_BOOST, MIN_BOOST, LearnedBoosts
 from recmatch.understand import Understanding
 
@@ -53,7 +60,7 @@ __all__ = [
 
 Signal = Literal["save", "inmail", "export", "dismiss"]
 DismissReason = Literal["title", "location", "skills", "seniority", "other"]
-Kind = Literal["occupation_codes", "skills", "companies", "seniority", "regions"]
+Kind = Literal["occupation_codes", "skills", "companies", "seniority", "regions", "titles"]
 Direction = Literal["more", "less"]
 
 SIGNALS: tuple[Signal, ...] = get_args(Signal)
@@ -63,7 +70,7 @@ KINDS: tuple[Kind, ...] = get_args(Kind)
 
 # What a dismissal reason says the recruiter disliked.
 REASON_KINDS: Mapping[DismissReason, tuple[Kind, ...]] = {
-    "title": ("occupation_codes",),
+    "title": ("occupation_codes", "titles"),
     "location": ("regions",),
     "skills": ("skills",),
     "seniority": ("seniority",),
@@ -73,6 +80,7 @@ VAGUE_WEIGHT = 0.25  # an "other" dismissal counts this much of a negative on ev
 PSEUDO = 2.0  # pseudo-signals on each side of a key's log-odds
 PRIOR_SIGNALS = 2.0  # a tenant-wide prior weighs at most this many of the pipeline's own signals
 SHOWN_CHANGE = 0.05  # describe() leaves out weights closer to 1 than this: they only break ties
+FAR_SCALE = 0.75  # multiplies the smoothed log-odds of location dismissals for ``beyond_radius``
 _MIN_CHANGE = 0.005  # learned_boosts() leaves out weights closer to 1 than this
 _FORMAT_VERSION = 1
 
@@ -93,6 +101,8 @@ _MODELS: Mapping[Kind, _KindModel] = {
     "companies": _KindModel(scale=0.2, min_evidence=1.0, max_keys=30),
     "seniority": _KindModel(scale=0.2, min_evidence=1.0, max_keys=8),
     "regions": _KindModel(scale=0.25, min_evidence=2.0, max_keys=30, can_raise=False),
+    # The exact (normalised) title of a candidate dismissed for title: one dismissal × 0.67, two × 0.5.
+    "titles": _KindModel(scale=1.0, min_evidence=1.0, max_keys=30, can_raise=False),
 }
 
 _PHRASES: Mapping[Kind, str] = {
@@ -101,6 +111,7 @@ _PHRASES: Mapping[Kind, str] = {
     "companies": "people at {}",
     "seniority": "{}-level people",
     "regions": "people in {}",
+    "titles": "people titled “{}”",
 }
 _NOUNS: Mapping[Signal, tuple[str, str]] = {
     "save": ("save", "saves"),
@@ -120,6 +131,7 @@ class CandidateFeatures:
     seniority: str | None = None
     country: str | None = None
     region: str | None = None
+    title_norm: str | None = None  # normalised current title ("senior sales engineer" → "sales engineer")
 
     def keys(self, kind: Kind) -> tuple[str, ...]:
         """This candidate's keys of one kind (a region key is "US-TX" when the region is known, else "US")."""
@@ -131,6 +143,8 @@ class CandidateFeatures:
             return (self.company,) if self.company else ()
         if kind == "seniority":
             return (self.seniority,) if self.seniority else ()
+        if kind == "titles":
+            return (self.title_norm,) if self.title_norm else ()
         if not self.country:
             return ()
         return (f"{self.country}-{self.region}",) if self.region else (self.country,)
@@ -140,6 +154,7 @@ def features_of(source: Mapping[str, Any]) -> CandidateFeatures:
     """The features of a candidate document's ``_source`` (fields as ``recmatch.documents`` writes them)."""
     location = source.get("location") or {}
     country = _text(location.get("country")) if isinstance(location, Mapping) else None
+    title = _text(source.get("title"))
     return CandidateFeatures(
         occupation_codes=_unique(source.get("occupation_codes")),
         skills=_unique(source.get("skills")),
@@ -147,6 +162,7 @@ def features_of(source: Mapping[str, Any]) -> CandidateFeatures:
         seniority=_text(source.get("seniority")),
         country=country.upper() if country else None,
         region=_text(location.get("region")) if country else None,
+        title_norm=(normalize_title(title) or None) if title else None,
     )
 
 
@@ -176,8 +192,10 @@ class FeedbackCounts:
     companies: Mapping[str, KeyCounts] = field(default_factory=dict)
     seniority: Mapping[str, KeyCounts] = field(default_factory=dict)
     regions: Mapping[str, KeyCounts] = field(default_factory=dict)
+    titles: Mapping[str, KeyCounts] = field(default_factory=dict)
     signals: Mapping[Signal, int] = field(default_factory=dict)
     skills_seen: int = 0  # skills over all positive candidates, for the mean one brings
+    reasons: Mapping[DismissReason, int] = field(default_factory=dict)  # dismissals per reason given
 
     def of(self, kind: Kind) -> Mapping[str, KeyCounts]:
         """The counts of one kind."""
@@ -205,6 +223,8 @@ class FeedbackCounts:
         data: dict[str, Any] = {"v": _FORMAT_VERSION, "signals": {s: n for s, n in self.signals.items() if n}}
         if self.skills_seen:
             data["skills_seen"] = self.skills_seen
+        if any(self.reasons.values()):
+            data["reasons"] = {reason: n for reason, n in self.reasons.items() if n}
         for kind in KINDS:
             table = self.of(kind)
             if table:
@@ -223,7 +243,11 @@ class FeedbackCounts:
             tables = {
                 kind: {str(key): _expand(values) for key, values in (data.get(kind) or {}).items()} for kind in KINDS
             }
-            return cls(**tables, signals=signals, skills_seen=int(data.get("skills_seen", 0)))
+            reasons: dict[DismissReason, int] = {
+                reason: int(n) for reason, n in (data.get("reasons") or {}).items()
+                if reason in DISMISS_REASONS and int(n) > 0
+            }
+            return cls(**tables, signals=signals, skills_seen=int(data.get("skills_seen", 0)), reasons=reasons)
         except (TypeError, ValueError, AttributeError) as error:
             raise ValueError(f"not stored feedback counts: {error!r}") from error
 
@@ -232,7 +256,7 @@ class FeedbackCounts:
 class LearnedItem:
     """One learned preference as the recruiter sees it; ``text`` is the whole sentence."""
 
-    kind: Kind
+    kind: Kind | Literal["beyond_radius"]
     key: str
     label: str
     direction: Direction
@@ -272,6 +296,9 @@ def record(
         keys = _keys_in(table, kind, features.keys(kind))
         if not keys:
             continue
+        if not positive and kind == "occupation_codes":
+            # An ambiguous title: the readings the recruiter saved people under are not the ones they dismissed.
+            keys = [key for key in keys if not table.get(key, _EMPTY_KEY).positives] or keys
         share = weight / len(keys) if kind == "occupation_codes" else weight
         for key in keys:
             before = table.pop(key, _EMPTY_KEY)  # re-inserted last: the most recently touched key
@@ -284,10 +311,14 @@ def record(
         tables[kind] = _bounded_keys(table, _MODELS[kind].max_keys)
     signals = dict(counts.signals)
     signals[signal] = signals.get(signal, 0) + 1
+    reasons = dict(counts.reasons)
+    if not positive:
+        reasons[why] = reasons.get(why, 0) + 1
     return FeedbackCounts(
         **{kind: tables.get(kind, counts.of(kind)) for kind in KINDS},
         signals=signals,
         skills_seen=counts.skills_seen + (len(set(features.skills)) if positive else 0),
+        reasons=reasons,
     )
 
 
@@ -295,6 +326,7 @@ def merged(all_counts: Iterable[FeedbackCounts]) -> FeedbackCounts:
     """The sum of several pipelines' counts (a tenant-wide prior), bounded like any counts."""
     tables: dict[Kind, dict[str, KeyCounts]] = {kind: {} for kind in KINDS}
     signals: dict[Signal, int] = {}
+    reasons: dict[DismissReason, int] = {}
     skills_seen = 0
     for counts in all_counts:
         for kind in KINDS:
@@ -309,11 +341,14 @@ def merged(all_counts: Iterable[FeedbackCounts]) -> FeedbackCounts:
                 )
         for signal, n in counts.signals.items():
             signals[signal] = signals.get(signal, 0) + n
+        for reason, n in counts.reasons.items():
+            reasons[reason] = reasons.get(reason, 0) + n
         skills_seen += counts.skills_seen
     return FeedbackCounts(
         **{kind: _bounded_keys(tables[kind], _MODELS[kind].max_keys) for kind in KINDS},
         signals=signals,
         skills_seen=skills_seen,
+        reasons=reasons,
     )
 
 
@@ -327,7 +362,8 @@ def learned_boosts(
     weights = {kind: _weights(counts, prior, kind, min_change=_MIN_CHANGE) for kind in KINDS}
     home = {region.upper() for region in home_regions}
     weights["regions"] = {key: weight for key, weight in weights["regions"].items() if key.upper() not in home}
-    if not any(weights.values()):
+    beyond_radius = _beyond_radius(counts)
+    if not any(weights.values()) and beyond_radius == 1.0:
         return None
     return LearnedBoosts(
         occupation_codes=weights["occupation_codes"],
@@ -335,6 +371,8 @@ def learned_boosts(
         companies=weights["companies"],
         seniority=weights["seniority"],
         regions=weights["regions"],
+        titles=weights["titles"],
+        beyond_radius=beyond_radius,
     )
 
 
@@ -364,6 +402,13 @@ def describe(
                 kind=kind, key=key, label=label, direction=direction, signals=signals, weight=weight,
                 text=f"{direction} like: {label} ({signals} {noun})",
             ))
+    far = _beyond_radius(counts)
+    if 1.0 - far >= SHOWN_CHANGE:
+        signals = counts.reasons.get("location", 0)
+        label = "people outside the search radius"
+        noun = "location dismissal" if signals == 1 else "location dismissals"
+        items.append(LearnedItem(kind="beyond_radius", key="beyond_radius", label=label, direction="less",
+                                 signals=signals, weight=far, text=f"less like: {label} ({signals} {noun})"))
     items.sort(key=lambda item: (-abs(math.log(item.weight)), -item.signals, item.kind, item.key))
     return items
 
@@ -398,6 +443,13 @@ def _weights(
         if abs(weight - 1.0) >= min_change:
             weights[key] = weight
     return weights
+
+
+def _beyond_radius(counts: FeedbackCounts) -> float:
+    """The factor of candidates outside the pipeline's radius: lower with each dismissal for location."""
+    far = counts.reasons.get("location", 0)
+    weight = round(max(MIN_BOOST, math.exp(-FAR_SCALE * math.log((far + PSEUDO) / PSEUDO))), 4)
+    return weight if 1.0 - weight >= _MIN_CHANGE else 1.0
 
 
 def _keys_in(table: Mapping[str, KeyCounts], kind: Kind, keys: Iterable[str]) -> list[str]:

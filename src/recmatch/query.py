@@ -112,7 +112,9 @@ class LearnedBoosts:
     """Per-pipeline factors learned from hiring signals: key → weight in [MIN_BOOST, MAX_BOOST] (1: neutral).
 
     ``regions`` keys are a country ("US") or a country and region ("US-TX"); ``skills`` keys are normalised
-    skills; ``companies`` are matched case-insensitively.
+    skills; ``companies`` are matched case-insensitively. ``beyond_radius`` multiplies the score of a candidate
+    outside every one of the pipeline's places' radius (and not open to remote when the pipeline accepts remote);
+    it is at most 1 and only applies to a pipeline with places.
     """
 
     occupation_codes: Mapping[str, float] = field(default_factory=dict)
@@ -120,24 +122,31 @@ class LearnedBoosts:
     companies: Mapping[str, float] = field(default_factory=dict)
     seniority: Mapping[str, float] = field(default_factory=dict)
     regions: Mapping[str, float] = field(default_factory=dict)
+    titles: Mapping[str, float] = field(default_factory=dict)
+    beyond_radius: float = 1.0
 
-    def to_dict(self) -> dict[str, dict[str, float]]:
+    def to_dict(self) -> dict[str, Any]:
         """A plain JSON-able dict, as stored in the pipeline document."""
-        return {
+        data: dict[str, Any] = {
             "occupation_codes": dict(self.occupation_codes),
             "skills": dict(self.skills),
             "companies": dict(self.companies),
             "seniority": dict(self.seniority),
             "regions": dict(self.regions),
+            "titles": dict(self.titles),
         }
+        if self.beyond_radius != 1.0:
+            data["beyond_radius"] = self.beyond_radius
+        return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Mapping[str, float]]) -> LearnedBoosts:
+    def from_dict(cls, data: Mapping[str, Any]) -> LearnedBoosts:
         """The inverse of ``to_dict``; missing kinds are empty."""
-        return cls(**{kind: {str(k): float(v) for k, v in (data.get(kind) or {}).items()} for kind in _BOOST_KINDS})
+        kinds = {kind: {str(k): float(v) for k, v in (data.get(kind) or {}).items()} for kind in _BOOST_KINDS}
+        return cls(**kinds, beyond_radius=float(data.get("beyond_radius", 1.0)))
 
 
-_BOOST_KINDS = ("occupation_codes", "skills", "companies", "seniority", "regions")
+_BOOST_KINDS = ("occupation_codes", "skills", "companies", "seniority", "regions", "titles")
 
 
 def build_query(
@@ -204,7 +213,7 @@ def build_query(
         "query": {
             "function_score": {
                 "query": query,
-                "functions": _boost_functions(boosts),
+                "functions": _boost_functions(boosts, understanding),
                 "score_mode": "multiply",
                 "boost_mode": "multiply",
             }
@@ -366,7 +375,7 @@ def _proximity_functions(understanding: Understanding) -> list[dict[str, Any]]:
     return functions
 
 
-def _boost_functions(boosts: LearnedBoosts | None) -> list[dict[str, Any]]:
+def _boost_functions(boosts: LearnedBoosts | None, understanding: Understanding) -> list[dict[str, Any]]:
     if boosts is None:
         return []
     functions: list[dict[str, Any]] = []
@@ -375,6 +384,7 @@ def _boost_functions(boosts: LearnedBoosts | None) -> list[dict[str, Any]]:
         ("skills", boosts.skills, normalize_skill),
         ("company.keyword", boosts.companies, str.strip),  # the field's normalizer lowercases
         ("seniority", boosts.seniority, str.strip),
+        ("title_norm.keyword", boosts.titles, str.strip),  # normalised titles, as indexed
     )
     for es_field, weights, key in by_field:
         for value, weight in sorted(weights.items()):
@@ -390,7 +400,25 @@ def _boost_functions(boosts: LearnedBoosts | None) -> list[dict[str, Any]]:
         if admin1:
             terms.append({"term": {"location.region": admin1}})
         functions.append({"filter": {"bool": {"filter": terms}}, "weight": factor})
+    far = min(1.0, _bounded(boosts.beyond_radius))
+    if far < 1.0 and understanding.locations:
+        functions.append({"filter": {"bool": {"must_not": _near(understanding)}}, "weight": far})
     return functions
+
+
+def _near(understanding: Understanding) -> list[dict[str, Any]]:
+    """Inside the radius of one of the pipeline's places (a country: lives in it), or remote when it accepts remote;
+    the location filter before any relaxation, without clause names."""
+    near: list[dict[str, Any]] = []
+    for place in understanding.locations:
+        if place.kind == "country":
+            near.append({"term": {"location.country": place.country}})
+        else:
+            near.append({"geo_distance": {"distance": f"{_km(place.radius_km)}km",
+                                          "location.geo": {"lat": place.lat, "lon": place.lon}}})
+    if understanding.remote:
+        near.append({"term": {"open_to_remote": True}})
+    return near
 
 
 def _bounded(weight: float) -> float:

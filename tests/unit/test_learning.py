@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from typing import Any
 
 import pytest
 
@@ -52,7 +53,7 @@ def after(*signals: tuple[CandidateFeatures, str, str | None]) -> FeedbackCounts
     return counts
 
 
-def boosts_of(counts: FeedbackCounts, **kwargs: object) -> dict[str, dict[str, float]]:
+def boosts_of(counts: FeedbackCounts, **kwargs: object) -> dict[str, Any]:
     boosts = learned_boosts(counts, **kwargs)  # type: ignore[arg-type]
     assert boosts is not None
     return boosts.to_dict()
@@ -94,12 +95,14 @@ def test_inmail_and_export_are_positive_like_save() -> None:
     assert learned_boosts(after((DEVELOPER, "export", None))) == saved
 
 
-def test_dismissal_with_reason_location_lowers_that_region_only() -> None:
+def test_dismissal_with_reason_location_lowers_that_region_and_candidates_beyond_the_radius_only() -> None:
     counts = after((SALESPERSON, "dismiss", "location"), (SALESPERSON, "dismiss", "location"))
     boosts = boosts_of(counts)
     assert boosts["regions"]["GB"] < 1.0
-    assert {kind: weights for kind, weights in boosts.items() if weights} == {"regions": boosts["regions"]}
-    assert counts.occupation_codes == {} and counts.skills == {}
+    assert MIN_BOOST <= boosts["beyond_radius"] < 1.0
+    assert {kind: weights for kind, weights in boosts.items() if weights} == {
+        "regions": boosts["regions"], "beyond_radius": boosts["beyond_radius"]}
+    assert counts.occupation_codes == {} and counts.skills == {} and counts.titles == {}
 
 
 def test_dismissal_with_reason_title_lowers_its_occupations_only() -> None:
@@ -122,7 +125,8 @@ def test_a_region_with_a_save_or_of_the_pipeline_itself_is_not_lowered() -> None
     dismissed = after(*[(far, "dismiss", "location")] * 3)
     regions = boosts_of(dismissed)["regions"]
     assert list(regions) == ["US-TX"] and regions["US-TX"] < 1.0
-    assert learned_boosts(dismissed, home_regions={"US", "US-TX"}) is None
+    at_home = learned_boosts(dismissed, home_regions={"US", "US-TX"})
+    assert at_home is not None and at_home.regions == {} and at_home.beyond_radius < 1.0
     saved_there = record(dismissed, features=far, signal="save")
     assert "US-TX" not in boosts_of(saved_there)["regions"]
 
@@ -134,6 +138,7 @@ def test_boosts_stay_within_bounds_however_many_signals() -> None:
         for reason in ("title", "location", "skills", "seniority", "other"):
             counts = record(counts, features=SALESPERSON, signal="dismiss", reason=reason)  # type: ignore[arg-type]
     boosts = boosts_of(counts)
+    assert boosts.pop("beyond_radius") == MIN_BOOST
     weights = [weight for kind in boosts.values() for weight in kind.values()]
     assert weights and all(MIN_BOOST <= weight <= MAX_BOOST for weight in weights)
     assert boosts["occupation_codes"] == {SOFTWARE: MAX_BOOST, SALES: MIN_BOOST}
@@ -252,3 +257,65 @@ def test_learned_boosts_feed_the_query_builder() -> None:
     assert functions and all(MIN_BOOST <= function["weight"] <= MAX_BOOST for function in functions)
     assert {"filter": {"term": {"occupation_codes": SOFTWARE}},
             "weight": boosts.occupation_codes[SOFTWARE]} in functions  # type: ignore[union-attr]
+
+
+def test_dismissal_for_title_lowers_that_exact_title_unless_someone_with_it_was_saved() -> None:
+    agent = features_of({"title": "Insurance  Sales Agents", "occupation_codes": [SALES]})
+    assert agent.title_norm == "insurance sales agent"  # normalised as title_norm is indexed
+    once = boosts_of(after((agent, "dismiss", "title")))
+    twice = boosts_of(after((agent, "dismiss", "title"), (agent, "dismiss", "title")))
+    assert MIN_BOOST <= twice["titles"]["insurance sales agent"] < once["titles"]["insurance sales agent"] < 1.0
+    assert not boosts_of(after((agent, "dismiss", "location"), (agent, "dismiss", "location")))["titles"]
+    saved_one = after((agent, "save", None), (agent, "dismiss", "title"), (agent, "dismiss", "title"))
+    assert "insurance sales agent" not in boosts_of(saved_one)["titles"]  # never raised, and a save protects it
+
+
+def test_dismissal_for_title_blames_the_readings_no_saved_candidate_had() -> None:
+    ambiguous = CandidateFeatures(occupation_codes=(SOFTWARE, SALES))
+    counts = after((DEVELOPER, "save", None), (ambiguous, "dismiss", "title"))
+    assert counts.occupation_codes[SALES] == KeyCounts(negatives=1.0, negative_signals=1)
+    assert counts.occupation_codes[SOFTWARE] == KeyCounts(positives=1.0, positive_signals=1)
+    unknown = after((ambiguous, "dismiss", "title"))  # nothing saved yet: spread over every reading
+    assert unknown.occupation_codes[SALES].negatives == unknown.occupation_codes[SOFTWARE].negatives == 0.5
+
+
+def test_each_location_dismissal_lowers_candidates_beyond_the_radius_down_to_the_bound() -> None:
+    far = [after(*[(SALESPERSON, "dismiss", "location")] * n) for n in range(1, 6)]
+    weights = [learned_boosts(counts).beyond_radius for counts in far]  # type: ignore[union-attr]
+    assert weights == sorted(weights, reverse=True) and weights[0] < 1.0 and weights[-1] == MIN_BOOST
+    assert weights[0] > 0.7  # one dismissal does not swing it to the bound
+    assert learned_boosts(after((SALESPERSON, "dismiss", "title"))).beyond_radius == 1.0  # type: ignore[union-attr]
+    assert merged(far[:2]).reasons == {"location": 3}
+    stored = json.loads(json.dumps(far[1].to_dict()))
+    assert stored["reasons"] == {"location": 2} and FeedbackCounts.from_dict(stored) == far[1]
+    text = [item.text for item in describe(far[1], home_regions={"GB"})]
+    assert text == ["less like: people outside the search radius (2 location dismissals)"]
+
+
+def test_beyond_radius_multiplies_candidates_outside_every_place_and_not_remote() -> None:
+    taxonomy = Taxonomy.load()
+    boosts = learned_boosts(after(*[(SALESPERSON, "dismiss", "location")] * 2), home_regions={"GB"})
+    assert boosts is not None and boosts.regions == {} and boosts.beyond_radius < 1.0
+    pipeline = PipelineIn(title="Software Engineer", locations=["Austin, TX"], radius_km=50, remote_ok=True)
+    understanding = understand(pipeline=pipeline, taxonomy=taxonomy)
+    place = understanding.locations[0]
+    functions = build_query(understanding=understanding, boosts=boosts)["query"]["function_score"]["functions"]
+    assert functions == [{
+        "filter": {"bool": {"must_not": [
+            {"geo_distance": {"distance": "50km", "location.geo": {"lat": place.lat, "lon": place.lon}}},
+            {"term": {"open_to_remote": True}},
+        ]}},
+        "weight": boosts.beyond_radius,
+    }]
+    nowhere = understand(pipeline=PipelineIn(title="Software Engineer"), taxonomy=taxonomy)
+    assert build_query(understanding=nowhere, boosts=boosts)["query"]["function_score"]["functions"] == []
+
+
+def test_learned_titles_become_functions_on_the_normalised_title() -> None:
+    taxonomy = Taxonomy.load()
+    understanding = understand(pipeline=PipelineIn(title="Software Engineer"), taxonomy=taxonomy)
+    agent = features_of({"title": "Insurance Sales Agents"})
+    boosts = learned_boosts(after((agent, "dismiss", "title")))
+    functions = build_query(understanding=understanding, boosts=boosts)["query"]["function_score"]["functions"]
+    assert functions == [{"filter": {"term": {"title_norm.keyword": "insurance sales agent"}},
+                          "weight": boosts.titles["insurance sales agent"]}]  # type: ignore[union-attr]
