@@ -11,7 +11,9 @@ from fastapi.testclient import TestClient
 from recmatch import accounts, matches, pipelines
 from recmatch.api.app import create_app
 from recmatch.api.deps import get_today
-from recmatch.pipelines import pipeline_doc_id
+from recmatch.models import PipelineIn
+from recmatch.pipelines import RecentPipelines, pipeline_doc_id
+from recmatch.taxonomy import get_taxonomy
 from tests.integration.support import Seats, run_async
 
 BACKEND = {"title": "Senior Software Engineer", "locations": ["San Francisco Bay Area", "Remote"],
@@ -251,3 +253,32 @@ def test_daily_refresh_computes_tomorrows_list_of_pipelines_in_use(app_client: T
     moving_day(tomorrow)
     listing = app_client.get("/v1/pipelines/p-in-use/matches", headers=seats.auth(seats.recruiter)).json()
     assert listing["computed"] is False and listing["snapshot"] == found["p-in-use"].snapshot
+
+
+def test_a_list_started_early_is_kept_only_for_the_pipeline_as_it_is(app_client: TestClient, seats: Seats,
+                                                                      api_settings):
+    """A process that synced a pipeline starts ranking it while it reads it back; a change made meanwhile by
+    another process wins."""
+    recent = RecentPipelines()
+
+    async def sync_here(es, names):
+        principal = await accounts.authenticate(es=es, names=names, api_key=seats.recruiter)
+        for pipeline_id in ("p-guess-kept", "p-guess-dropped"):
+            await pipelines.put_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=pipeline_id,
+                                         pipeline=PipelineIn(**BACKEND), taxonomy=get_taxonomy(), recent=recent)
+
+    run_async(api_settings, sync_here)
+    nurse = {**BACKEND, "title": "Registered Nurse", "skills": []}
+    app_client.put("/v1/pipelines/p-guess-dropped", json=nurse, headers=seats.auth(seats.recruiter))  # elsewhere
+
+    async def list_here(es, names):
+        principal = await accounts.authenticate(es=es, names=names, api_key=seats.recruiter)
+        return [await matches.list_matches(es=es, names=names, principal=principal, crm_pipeline_id=pipeline_id,
+                                           today=date.today(), recent=recent, explain=True)
+                for pipeline_id in ("p-guess-kept", "p-guess-dropped")]
+
+    kept, dropped = run_async(api_settings, list_here)
+    assert kept.computed and kept.pipeline_version == 1
+    assert "skill:python" in str(kept.query) and any("software" in c.title.lower() for c in kept.candidates[:5])
+    assert dropped.computed and dropped.pipeline_version == 2
+    assert "skill:python" not in str(dropped.query) and any("nurse" in c.title.lower() for c in dropped.candidates[:5])
