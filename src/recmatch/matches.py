@@ -380,7 +380,7 @@ async def _previous_day_ids(
         return None
     with map_es_errors("reading yesterday's list"):
         found = await ignoring(es, 404).get(index=names.index("snapshots"), id=_snapshot_id(pipeline, key),
-                                                         source=["candidate_ids"])
+                                            source=["candidate_ids"])
     return set(found["_source"]["candidate_ids"]) if found.get("found") else None
 
 

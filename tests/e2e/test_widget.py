@@ -131,7 +131,10 @@ def test_save_dismiss_and_export_change_cards_in_place_teach_the_learned_strip_a
     expect(widget.locator('#pager [aria-current="page"]')).to_have_text("2")
     assert card_ids(widget) == on_page
 
-    expect(widget.locator("#learned-items li").first).to_contain_text("more like:")
+    learned = widget.locator("#learned-items li")
+    expect(learned.filter(has_text="more like:").first).to_be_visible()  # what the save and the export taught
+    beyond_radius = "less like: people outside the search radius (1 location dismissal)"  # what the dismissal taught
+    expect(learned.filter(has_text=beyond_radius)).to_be_visible()
     expect(widget.locator("#refresh")).to_contain_text("ranking updated")
 
     for message_type, candidate_id, status in (("recmatch:saved", on_page[0], "saved"),
