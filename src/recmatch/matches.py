@@ -24,6 +24,7 @@ from recmatch.reasons import Wording
 log = logging.getLogger(__name__)
 
 LIST_SIZE = 125
+UNSTORED_AT_MOST = timedelta(minutes=1)  # a list served from memory while it is stored: never longer than this
 DISPLAY_FIELDS = [
     "candidate_id", "name", "headline", "title", "company", "location.name", "open_to_remote", "open_to_work",
     "allow_export", "profile_url", "years_experience", "seniority",
@@ -142,7 +143,7 @@ async def list_matches(
             get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id),
             load_snapshot(es=es, names=names, tenant_id=tenant_id, crm_pipeline_id=crm_pipeline_id, key=snapshot),
         )
-        pending = (unstored or {}).get(_snapshot_id(pipeline, snapshot))
+        pending = _unstored(unstored, _snapshot_id(pipeline, snapshot))
         found = found or (pending.snapshot() if pending is not None else None)
         if found is None and snapshot != snapshot_key(pipeline, today):
             raise NotFound(f"snapshot {snapshot!r} is no longer kept; ask without it for the current list")
@@ -162,7 +163,7 @@ async def list_matches(
             raise
         key = snapshot_key(pipeline, today)
         # The pipeline names the newest list stored for it, so a new version or day skips a read that finds nothing.
-        pending = (unstored or {}).get(_snapshot_id(pipeline, key))
+        pending = _unstored(unstored, _snapshot_id(pipeline, key))
         found = pending.snapshot() if pending is not None else None
         if found is None and pipeline.listed_snapshot == key:
             found = await load_snapshot(es=es, names=names, tenant_id=tenant_id, crm_pipeline_id=crm_pipeline_id,
@@ -357,7 +358,18 @@ async def _store_quietly(
 def _ranks(pipeline: StoredPipeline, day: date, unstored: dict[str, Ranked] | None) -> bool:
     """Whether a list of PIPELINE (as it is known) for DAY would be ranked now: none is stored or being stored."""
     key = snapshot_key(pipeline, day)
-    return pipeline.listed_snapshot != key and _snapshot_id(pipeline, key) not in (unstored or {})
+    return pipeline.listed_snapshot != key and _unstored(unstored, _snapshot_id(pipeline, key)) is None
+
+
+def _unstored(unstored: dict[str, Ranked] | None, snapshot_id: str) -> Ranked | None:
+    """A list this process served and is storing; one whose storing never started or ended (a response that
+    failed after the list was ranked runs no background task) is forgotten after UNSTORED_AT_MOST."""
+    if unstored is None or (ranked := unstored.get(snapshot_id)) is None:
+        return None
+    if datetime.now(UTC) - ranked.head.created_at > UNSTORED_AT_MOST:
+        del unstored[snapshot_id]
+        return None
+    return ranked
 
 
 def _drop(task: asyncio.Task[Any] | None) -> None:

@@ -282,3 +282,25 @@ def test_a_list_started_early_is_kept_only_for_the_pipeline_as_it_is(app_client:
     assert "skill:python" in str(kept.query) and any("software" in c.title.lower() for c in kept.candidates[:5])
     assert dropped.computed and dropped.pipeline_version == 2
     assert "skill:python" not in str(dropped.query) and any("nurse" in c.title.lower() for c in dropped.candidates[:5])
+
+
+def test_a_list_whose_storing_never_ran_is_not_served_from_memory_for_long(app_client: TestClient, seats: Seats,
+                                                                          api_settings):
+    app_client.put("/v1/pipelines/p-never-stored", json=BACKEND, headers=seats.auth(seats.recruiter))
+    unstored: dict = {}
+
+    async def work(es, names):
+        principal = await accounts.authenticate(es=es, names=names, api_key=seats.recruiter)
+        listing = partial(matches.list_matches, es=es, names=names, principal=principal,
+                          crm_pipeline_id="p-never-stored", today=date.today(), unstored=unstored,
+                          defer=lambda task, **arguments: None)  # a response that failed: its tasks never run
+        first = await listing()
+        soon = await listing()
+        (served,) = unstored.values()
+        served.head.created_at -= matches.UNSTORED_AT_MOST + timedelta(seconds=1)
+        later = await listing()
+        return first, soon, later
+
+    first, soon, later = run_async(api_settings, work)
+    assert first.computed and not soon.computed
+    assert later.computed  # ranked again, so that this time it can be stored
