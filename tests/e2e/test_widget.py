@@ -313,7 +313,7 @@ def test_widget_page_sends_frame_ancestors_csp_and_has_no_inline_script(server: 
         markup.feed(httpx.get(server.url(page_url)).text)
         assert markup.scripts and all(script.get("src") for script in markup.scripts), markup.scripts
         assert not markup.inline, markup.inline
-    for asset in ("widget.js", "widget.css", "sandbox.js", "sandbox.css"):
+    for asset in ("dom.js", "widget.js", "widget.css", "sandbox.js", "sandbox.css"):
         assert httpx.get(server.url(f"/widget/static/{asset}")).status_code == 200, asset
 
 

@@ -6,22 +6,9 @@
 (() => {
   "use strict";
 
-  const $ = (id) => document.getElementById(id);
+  const { $, el } = window.recmatchDom;  // dom.js
   const MAX_LOG = 200;
   let received = 0;
-
-  function el(tag, props = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(props)) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
-      else if (key === "dataset") Object.assign(node.dataset, value);
-      else node.setAttribute(key, value === true ? "" : String(value));
-    }
-    for (const child of children.flat()) if (child !== null && child !== undefined) node.append(child);
-    return node;
-  }
 
   /* "Austin, TX, Remote" → ["Austin, TX", "Remote"]: short upper-case codes stay with the place before them. */
   function splitLocations(text) {

@@ -60,25 +60,7 @@
     expired: false,
   };
 
-  const $ = (id) => document.getElementById(id);
-
-  // -- small DOM helpers ----------------------------------------------------------------------------------------------
-
-  function el(tag, props = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(props)) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
-      else if (key === "dataset") Object.assign(node.dataset, value);
-      else if (key.startsWith("on") && typeof value === "function") node.addEventListener(key.slice(2), value);
-      else node.setAttribute(key, value === true ? "" : String(value));
-    }
-    for (const child of children.flat(Infinity)) {
-      if (child !== null && child !== undefined && child !== false) node.append(child);
-    }
-    return node;
-  }
+  const { $, el } = window.recmatchDom;  // dom.js
 
   const ICONS = {
     save: "M4.5 2.5h7v11l-3.5-2.6-3.5 2.6z",
