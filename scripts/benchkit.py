@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import os
 import socket
@@ -14,11 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from elasticsearch import AsyncElasticsearch
 
 from recmatch import accounts, indexing
 from recmatch.api.app import prepare_cluster
 from recmatch.config import Settings, get_settings
-from recmatch.es import IndexNames, make_async_client, make_client
+from recmatch.es import IndexNames, make_client, run_with_async_client
 from recmatch.models import PipelineIn
 from recmatch.taxonomy import get_taxonomy
 
@@ -58,18 +58,13 @@ def ensure_pool(settings: Settings, docs: int) -> int:
 def tenant_with_key(settings: Settings, *, name: str) -> str:
     """A new tenant with one recruiter seat; returns the seat's API key."""
 
-    async def create() -> str:
-        es = make_async_client(settings)
-        names = IndexNames(settings.index_prefix)
-        try:
-            tenant = await accounts.create_tenant(es=es, names=names, name=name, crm_provider="bench")
-            _, api_key = await accounts.create_seat(es=es, names=names, tenant_id=tenant.tenant_id,
-                                                    email=f"{name}@example.com", license=accounts.License.recruiter)
-            return api_key
-        finally:
-            await es.close()
+    async def create(es: AsyncElasticsearch, names: IndexNames) -> str:
+        tenant = await accounts.create_tenant(es=es, names=names, name=name, crm_provider="bench")
+        _, api_key = await accounts.create_seat(es=es, names=names, tenant_id=tenant.tenant_id,
+                                                email=f"{name}@example.com", license=accounts.License.recruiter)
+        return api_key
 
-    return asyncio.run(create())
+    return run_with_async_client(settings, create)
 
 
 def nyc_pipelines(limit: int) -> list[PipelineIn]:

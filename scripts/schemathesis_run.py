@@ -16,7 +16,6 @@ check failed (a 5xx, or with --conformance a response that does not match the do
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import json
 import os
@@ -51,10 +50,12 @@ def _free_port() -> int:
 
 def prepare(prefix: str, workdir: Path, pool_size: int) -> dict[str, Any]:
     """Pool, tenant, admin seat and pipelines under PREFIX; returns what the run needs."""
+    from elasticsearch import AsyncElasticsearch
+
     from recmatch import accounts, indexing, pipelines
     from recmatch.api.app import prepare_cluster
     from recmatch.config import Settings
-    from recmatch.es import IndexNames, make_async_client, make_client
+    from recmatch.es import IndexNames, make_client, run_with_async_client
     from recmatch.models import PipelineIn
     from recmatch.taxonomy import get_taxonomy
 
@@ -75,23 +76,19 @@ def prepare(prefix: str, workdir: Path, pool_size: int) -> dict[str, Any]:
     finally:
         es.close()
 
-    async def accounts_and_pipelines() -> tuple[str, str]:
-        es_async = make_async_client(settings)
-        try:
-            tenant = await accounts.create_tenant(es=es_async, names=names, name="Hostile Input Inc",
-                                                  crm_provider="demo-crm", crm_origins=["https://crm.example.com"])
-            seat, api_key = await accounts.create_seat(es=es_async, names=names, tenant_id=tenant.tenant_id,
-                                                       email="ada@example.com", license=accounts.License.admin)
-            principal = accounts.Principal(tenant=tenant, seat=seat)
-            for crm_pipeline_id, fields in PIPELINES.items():
-                await pipelines.put_pipeline(es=es_async, names=names, principal=principal,
-                                             crm_pipeline_id=crm_pipeline_id, pipeline=PipelineIn(**fields),
-                                             taxonomy=get_taxonomy())
-            return tenant.tenant_id, api_key
-        finally:
-            await es_async.close()
+    async def accounts_and_pipelines(es_async: AsyncElasticsearch, names: IndexNames) -> tuple[str, str]:
+        tenant = await accounts.create_tenant(es=es_async, names=names, name="Hostile Input Inc",
+                                              crm_provider="demo-crm", crm_origins=["https://crm.example.com"])
+        seat, api_key = await accounts.create_seat(es=es_async, names=names, tenant_id=tenant.tenant_id,
+                                                   email="ada@example.com", license=accounts.License.admin)
+        principal = accounts.Principal(tenant=tenant, seat=seat)
+        for crm_pipeline_id, fields in PIPELINES.items():
+            await pipelines.put_pipeline(es=es_async, names=names, principal=principal,
+                                         crm_pipeline_id=crm_pipeline_id, pipeline=PipelineIn(**fields),
+                                         taxonomy=get_taxonomy())
+        return tenant.tenant_id, api_key
 
-    tenant_id, api_key = asyncio.run(accounts_and_pipelines())
+    tenant_id, api_key = run_with_async_client(settings, accounts_and_pipelines)
     return {"settings": settings, "tenant_id": tenant_id, "api_key": api_key, "candidate_ids": candidate_ids}
 
 

@@ -190,19 +190,15 @@ app.add_typer(taxonomy_app, name="taxonomy")
 def _with_async_es(work: Callable[..., Any]) -> Any:
     """Run an async service function with a fresh async client and the cluster's indices in place."""
     from recmatch.api.app import prepare_cluster
-    from recmatch.es import IndexNames, make_async_client
+    from recmatch.es import run_with_async_client
 
     settings = get_settings()
 
-    async def run() -> Any:
-        await asyncio.to_thread(prepare_cluster, settings)
-        es = make_async_client(settings)
-        try:
-            return await work(es, IndexNames(settings.index_prefix))
-        finally:
-            await es.close()
+    def run() -> Any:
+        prepare_cluster(settings)
+        return run_with_async_client(settings, work)
 
-    return _run(lambda: asyncio.run(run()))
+    return _run(run)
 
 
 @tenants_app.command("create")

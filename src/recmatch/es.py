@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import weakref
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -20,6 +21,7 @@ from recmatch.config import Settings
 from recmatch.errors import IncompatibleServer, NotFound, RecmatchError, SearchUnavailable
 
 ClientT = TypeVar("ClientT", Elasticsearch, AsyncElasticsearch)
+T = TypeVar("T")
 
 CLIENT_MAJOR = int(elasticsearch.__versionstr__.split(".")[0])
 
@@ -61,6 +63,20 @@ def make_client(settings: Settings) -> Elasticsearch:
 def make_async_client(settings: Settings) -> AsyncElasticsearch:
     """An asynchronous client (the API)."""
     return AsyncElasticsearch(**client_options(settings))
+
+
+def run_with_async_client(settings: Settings, work: Callable[[AsyncElasticsearch, IndexNames], Awaitable[T]]) -> T:
+    """Run an async service call, WORK(es, names), to the end with its own client: for synchronous callers (the CLI,
+    scripts, tests)."""
+
+    async def run() -> T:
+        es = make_async_client(settings)
+        try:
+            return await work(es, IndexNames(settings.index_prefix))
+        finally:
+            await es.close()
+
+    return asyncio.run(run())
 
 
 @contextmanager

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,22 +14,12 @@ from elasticsearch import Elasticsearch
 from recmatch import accounts, indexing
 from recmatch.api.app import prepare_cluster
 from recmatch.config import Settings
-from recmatch.es import IndexNames, make_async_client
+from recmatch.es import run_with_async_client
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_async(settings: Settings, work: Callable[..., Any]) -> Any:
-    """Run an async service call with its own client (tests are synchronous)."""
-
-    async def run() -> Any:
-        es = make_async_client(settings)
-        try:
-            return await work(es, IndexNames(settings.index_prefix))
-        finally:
-            await es.close()
-
-    return asyncio.run(run())
+run_async = run_with_async_client  # tests are synchronous: an async service call with its own client
 
 
 @dataclass

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from elasticsearch import Elasticsearch
+from elasticsearch import AsyncElasticsearch, Elasticsearch
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -83,21 +83,18 @@ def deliver_until(cfg: Settings, done: Callable[[], bool], *, worker_id: str = "
                   deadline_s: float = 20.0, limit: int = 50) -> list[delivery.DeliveryRound]:
     """Run worker rounds until `done()` holds (fails past the deadline); returns the rounds."""
 
-    async def run() -> list[delivery.DeliveryRound]:
-        es, rounds = make_async_client(cfg), []
+    async def run(es: AsyncElasticsearch, names: IndexNames) -> list[delivery.DeliveryRound]:
+        rounds: list[delivery.DeliveryRound] = []
         deadline = time.monotonic() + deadline_s
-        try:
-            async with delivery.make_http_client() as http:
-                while not done():
-                    assert time.monotonic() < deadline, f"not done after {deadline_s} s: {rounds}"
-                    rounds.append(await delivery.deliver_due(es=es, names=IndexNames(cfg.index_prefix),
-                                                             settings=cfg, worker_id=worker_id, http=http, limit=limit))
-                    await asyncio.sleep(0.01)
-        finally:
-            await es.close()
+        async with delivery.make_http_client() as http:
+            while not done():
+                assert time.monotonic() < deadline, f"not done after {deadline_s} s: {rounds}"
+                rounds.append(await delivery.deliver_due(es=es, names=names, settings=cfg, worker_id=worker_id,
+                                                         http=http, limit=limit))
+                await asyncio.sleep(0.01)
         return rounds
 
-    return asyncio.run(run())
+    return run_async(cfg, run)
 
 
 def status_is(es: Elasticsearch, cfg: Settings, delivery_id: str, status: str) -> Callable[[], bool]:
