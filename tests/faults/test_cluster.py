@@ -107,7 +107,7 @@ def _kill_under_traffic(cluster_setup: tuple[FaultCluster, Seats, IdempotentRece
                     RECMATCH_CANDIDATES_REPLICAS="1") as api:
         probe = httpx.Client(base_url=api.url, headers=seats.auth(seats.recruiter), timeout=60)
         assert probe.put(f"/v1/pipelines/{crm_id}", json=PIPELINE).status_code == 201
-        traffic = Traffic(api.url, seats.auth(seats.recruiter), pipeline_id=crm_id)
+        traffic = Traffic(api.url, seats.auth(seats.recruiter), pipeline_id=crm_id, key_prefix=crm_id)
         traffic.start()
         try:
             wait_until(lambda: len(traffic.accepted_actions()) >= ACTIONS_BEFORE_KILL, timeout=90,

@@ -59,9 +59,10 @@ class Call:
 class Traffic(threading.Thread):
     """A recruiter's client: read a page of matches, act on the next candidate, again; every answer recorded."""
 
-    def __init__(self, base_url: str, auth: dict[str, str], *, pipeline_id: str = PIPELINE_ID) -> None:
+    def __init__(self, base_url: str, auth: dict[str, str], *, pipeline_id: str = PIPELINE_ID,
+                 key_prefix: str = "traffic") -> None:
         super().__init__(name="traffic", daemon=True)
-        self.pipeline_id = pipeline_id
+        self.pipeline_id, self.key_prefix = pipeline_id, key_prefix
         self.client = httpx.Client(base_url=base_url, headers=auth, timeout=60)
         self.calls: list[Call] = []
         self.stop = threading.Event()
@@ -75,7 +76,7 @@ class Traffic(threading.Thread):
             self.call("GET", f"/v1/pipelines/{self.pipeline_id}/matches",
                       params={"page": number % 3 + 1, "page_size": 10})
             action = ACTIONS[number % len(ACTIONS)]
-            self.act(action, f"c-{number:06d}", key=f"traffic-{number}")
+            self.act(action, f"c-{number:06d}", key=f"{self.key_prefix}-{number}")
             time.sleep(0.05)
 
     def act(self, action: str, candidate_id: str, *, key: str) -> Call:
