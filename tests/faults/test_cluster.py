@@ -43,7 +43,7 @@ pytestmark = pytest.mark.faults
 
 ACTIONS_BEFORE_KILL = 8
 ACTIONS_AFTER_KILL = 16
-REINDEX_DOCS = 20_000
+REINDEX_DOCS = 10_000
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +72,14 @@ def _client(settings: Settings, *, without: LocalNode | None = None) -> Elastics
 
 def _master(es: Elasticsearch) -> str:
     return es.cat.master(format="json", h="node")[0]["node"]
+
+
+def _answered_master(es: Elasticsearch) -> str | None:
+    """The master the surviving nodes name, None while they have none (an election going on)."""
+    try:
+        return _master(es.options(request_timeout=2, max_retries=0))
+    except Exception:  # noqa: BLE001 - no master yet answers 503 (or times out): keep asking
+        return None
 
 
 def _data_node_not_master(cluster: FaultCluster) -> LocalNode:
@@ -116,10 +124,16 @@ def _kill_under_traffic(cluster_setup: tuple[FaultCluster, Seats, IdempotentRece
             figures["killed"] = victim.name
             killed_at = time.monotonic()
             victim.kill()
+            survivors = _client(settings, without=victim)
+            try:
+                figures["master_after_s"] = round(wait_until(
+                    lambda: _answered_master(survivors) not in (None, victim.name), timeout=60, every=0.1,
+                    what="a master other than the killed node"), 2)
+                figures["survivor_master"] = _master(survivors)
+            finally:
+                survivors.close()
             wait_until(lambda: len(traffic.accepted_actions(since=killed_at)) >= ACTIONS_AFTER_KILL, timeout=120,
                        what=f"{ACTIONS_AFTER_KILL} actions accepted after the kill")
-            figures["survivor_master"] = _master(es := _client(settings, without=victim))
-            es.close()
         finally:
             traffic.stop.set()
             traffic.join(timeout=120)
@@ -234,7 +248,7 @@ def test_node_killed_mid_reindex_keeps_the_alias_on_the_old_index_and_the_next_r
 
     big = write_candidates(tmp_path / "big.jsonl", REINDEX_DOCS)
     started = time.monotonic()
-    process = _run_reindex(settings, big, tmp_path, RECMATCH_REINDEX_CHUNK_DOCS="500", RECMATCH_REINDEX_THREADS="1",
+    process = _run_reindex(settings, big, tmp_path, RECMATCH_REINDEX_CHUNK_DOCS="250", RECMATCH_REINDEX_THREADS="1",
                            RECMATCH_REINDEX_SHARD_WAIT_S="5")
     wait_until(lambda: process.poll() is not None or written() >= REINDEX_DOCS // 4, timeout=120,
                what="a quarter of the reindex written")
@@ -251,7 +265,7 @@ def test_node_killed_mid_reindex_keeps_the_alias_on_the_old_index_and_the_next_r
         error = process.stderr.read().decode(errors="replace")
         # The building index had its only copy on the node: the run fails, says why, and leaves the alias alone.
         assert code != 0, "the reindex swapped an index that lost its shard"
-        assert "the alias was not touched" in error or "Elasticsearch" in error, error[-2000:]
+        assert "the alias was not touched" in error, error[-2000:]
         assert indexing.alias_target(es, names) == served
         assert es.count(index=names.candidates)["count"] == 40
         assert es.search(index=names.candidates, query={"term": {"candidate_id": "c-000000"}})["hits"]["hits"]
@@ -263,7 +277,8 @@ def test_node_killed_mid_reindex_keeps_the_alias_on_the_old_index_and_the_next_r
         assert es.count(index=names.candidates)["count"] == REINDEX_DOCS
         assert set(dict(indexing.candidate_indices(es, names)).values()) == {"complete"}
         figures = {"killed": victim.name, "written_at_kill": at_kill, "failed_run_s": round(
-            time.monotonic() - started, 1), "error": error.strip().splitlines()[-1][:200]}
+            time.monotonic() - started, 1), "error": next((line for line in reversed(error.splitlines())
+                                                if "not touched" in line or "Error" in line), "")[:300]}
     finally:
         es.close()
     print(f"\nnode killed mid-reindex: {figures}")
