@@ -31,13 +31,13 @@ import typer
 from elasticsearch import Elasticsearch, helpers
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from recmatch.api.app import prepare_cluster  # noqa: E402
-from recmatch.config import get_settings  # noqa: E402
-from recmatch.es import IndexNames, make_client  # noqa: E402
-from recmatch.indexing import read_source  # noqa: E402
-from recmatch.query import baseline_query, build_query  # noqa: E402
-from recmatch.taxonomy import get_taxonomy  # noqa: E402
-from recmatch.understand import understand  # noqa: E402
+from recmatch.core.config import get_settings  # noqa: E402
+from recmatch.core.es import IndexNames, make_client  # noqa: E402
+from recmatch.indexing.reindex import read_source  # noqa: E402
+from recmatch.ops.cluster import prepare_cluster  # noqa: E402
+from recmatch.ranking.query import baseline_query, build_query  # noqa: E402
+from recmatch.ranking.understand import understand  # noqa: E402
+from recmatch.text.taxonomy import get_taxonomy  # noqa: E402
 from scripts.benchkit import ROOT, ensure_source, nyc_pipelines, served, tenant_with_key  # noqa: E402
 from scripts.load import percentile  # noqa: E402
 
@@ -79,7 +79,7 @@ def recmatch_load(source: Path, prefix: str, docs: int) -> tuple[float, float]:
     env = {**os.environ, "RECMATCH_INDEX_PREFIX": prefix}
     start = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "recmatch.cli", "reindex", "--source", str(source), "--rejects", os.devnull],
+        [sys.executable, "-m", "recmatch", "reindex", "--source", str(source), "--rejects", os.devnull],
         env=env, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)

@@ -20,12 +20,12 @@ import httpx
 import pytest
 from elasticsearch import Elasticsearch
 
-from recmatch import indexing
-from recmatch.api.app import prepare_cluster
-from recmatch.config import Settings
-from recmatch.es import IndexNames, make_client
-from recmatch.localnode import LocalNode
-from recmatch.pipelines import pipeline_doc_id
+from recmatch.core.config import Settings
+from recmatch.core.es import IndexNames, make_client
+from recmatch.core.ids import pipeline_doc_id
+from recmatch.indexing import reindex as indexing
+from recmatch.ops.cluster import prepare_cluster
+from recmatch.ops.localnode import LocalNode
 from tests.faults.conftest import FaultCluster
 from tests.faults.support import (
     DeliveryStore,
@@ -218,7 +218,7 @@ def test_master_killed_under_traffic_a_new_one_is_elected_and_the_api_goes_on(
 
 def _run_reindex(settings: Settings, source: Path, workdir: Path, **env: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "recmatch.cli", "reindex", "--source", str(source), "--rejects",
+        [sys.executable, "-m", "recmatch", "reindex", "--source", str(source), "--rejects",
          str(workdir / "rejects.jsonl")],
         env=recmatch_env(settings, RECMATCH_CANDIDATES_REPLICAS="1", **env), cwd=workdir,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -8,9 +8,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from recmatch.config import Settings
-from recmatch.es import client_options, load_mapping, make_client, mapping_names
-from recmatch.localnode import LocalCluster, LocalNode
+from recmatch.core.config import Settings
+from recmatch.core.es import client_options, load_mapping, make_client, mapping_names
+from recmatch.ops.localnode import LocalCluster, LocalNode
 
 THREE = "http://127.0.0.1:9250, http://127.0.0.1:9251/,http://127.0.0.1:9252"
 

@@ -1,0 +1,218 @@
+"""Save, InMail, export, dismiss: each recorded once, limited, learned from, and told to the CRM.
+
+The owner of the actions and events indices. What differs between action types is declared in
+``actions.registry``; this module does what they have in common.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import elasticsearch
+from elasticsearch import AsyncElasticsearch
+from pydantic import BaseModel, Field
+
+from recmatch.accounts.service import Principal
+from recmatch.accounts.tokens import ShareClaims, mint_share_token
+from recmatch.actions.quotas import count_usage
+from recmatch.actions.registry import Action, DismissIn, InMailIn, action_type
+from recmatch.core.config import Settings
+from recmatch.core.errors import Conflict, NotFound, SearchUnavailable
+from recmatch.core.es import IndexNames, ignoring, map_es_errors
+from recmatch.core.ids import action_delivery_id, action_state_id, contact_delivery_id, event_id
+from recmatch.pipelines.service import StoredPipeline, get_pipeline, update_pipeline
+from recmatch.ranking import learning
+from recmatch.webhooks import outbox
+
+
+class NotExportable(Conflict):
+    """The candidate has not allowed their profile to be exported."""
+
+
+class ActionOut(BaseModel):
+    action: Action
+    crm_pipeline_id: str
+    candidate_id: str
+    status: str = Field(description="the candidate's status for this pipeline after the action")
+    at: datetime
+    repeated: bool = Field(description="the action had already been done: nothing was sent again")
+    delivery_id: str | None = Field(default=None, description="the webhook delivery this action queued")
+    share_url: str | None = Field(default=None, description="InMail: the candidate's contact-share link")
+    learning_version: int
+
+
+def stub_profile(candidate_id: str, source: dict[str, Any]) -> dict[str, Any]:
+    """What a CRM receives of a candidate: member id, name, current title, employer, headline, location, URL."""
+    return {
+        "member_id": candidate_id,
+        "name": source.get("name"),
+        "current_title": source.get("title"),
+        "employer": source.get("company"),
+        "headline": source.get("headline"),
+        "location": (source.get("location") or {}).get("name"),
+        "profile_url": source.get("profile_url"),
+    }
+
+
+async def perform(
+    *,
+    es: AsyncElasticsearch,
+    names: IndexNames,
+    settings: Settings,
+    secret: str,
+    principal: Principal,
+    crm_pipeline_id: str,
+    candidate_id: str,
+    action: Action,
+    inmail: InMailIn | None = None,
+    dismissal: DismissIn | None = None,
+) -> ActionOut:
+    """Do ACTION to a candidate of a pipeline, once; a repeat answers what was done, and sends nothing."""
+    pipeline = await get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id)
+    tenant_id = principal.tenant.tenant_id
+    with map_es_errors("reading the candidate"):
+        found = await ignoring(es, 404).get(index=names.candidates, id=candidate_id)
+    if not found.get("found"):
+        raise NotFound(f"no candidate {candidate_id!r} (erased, or not in the pool)")
+    candidate = found["_source"]
+    spec = action_type(action)
+    state_id = action_state_id(tenant_id, crm_pipeline_id, candidate_id)
+    with map_es_errors("reading the candidate's status"):
+        state = await ignoring(es, 404).get(index=names.actions, id=state_id)
+    previous = state["_source"] if state.get("found") else {}
+    if previous.get(spec.done_at):
+        if spec.refuse_repeat is not None:
+            raise Conflict(spec.refuse_repeat.format(candidate_id=candidate_id, day=previous[spec.done_at][:10]))
+        # A retry after a failure part-way: make sure the CRM hears of it (queueing is idempotent by delivery id).
+        await _tell(es=es, names=names, settings=settings, secret=secret, principal=principal, pipeline=pipeline,
+                    candidate_id=candidate_id, candidate=candidate, action=action, inmail=None)
+        return ActionOut(action=action, crm_pipeline_id=crm_pipeline_id, candidate_id=candidate_id,
+                         status=previous["status"], at=previous[spec.done_at], repeated=True,
+                         learning_version=pipeline.learning_version)
+    if spec.needs_export_consent and not candidate.get("allow_export"):
+        raise NotExportable(f"{candidate['name']} has not allowed their profile to be exported to a CRM")
+    now = datetime.now(UTC)
+    if spec.quota is not None:
+        await count_usage(es=es, names=names, principal=principal, kind=action.value, counted=spec.quota.counted,
+                          limit=getattr(settings, spec.quota.setting), today=now.date())
+
+    document = {**previous, "tenant_id": tenant_id, "crm_pipeline_id": crm_pipeline_id, "candidate_id": candidate_id,
+                "status": spec.status, "seat_id": principal.seat.seat_id, spec.done_at: now.isoformat(),
+                "updated_at": now.isoformat()}
+    if dismissal is not None:
+        document["dismiss_reason"] = dismissal.reason
+    concurrency = ({"if_seq_no": state["_seq_no"], "if_primary_term": state["_primary_term"]}
+                   if state.get("found") else {"op_type": "create"})
+    try:
+        with map_es_errors("recording the action"):
+            await es.index(index=names.actions, id=state_id, document=document, **concurrency)
+    except elasticsearch.ConflictError:
+        raise Conflict(f"another action on {candidate_id} was recorded at the same moment; retry") from None
+
+    # The status is recorded (the guard against doing it twice); the rest is independent: write it at once.
+    features = learning.features_of(candidate)
+    reason = dismissal.reason if dismissal else None
+    _, learned, (delivery_id, share_url) = await asyncio.gather(
+        _record_event(es=es, names=names, principal=principal, pipeline=pipeline, candidate_id=candidate_id,
+                      action=action.value, reason=reason, candidate=candidate, at=now),
+        update_pipeline(es=es, names=names, pipeline=pipeline, change=lambda current: _learn(
+            current, features=features, signal=spec.learning_signal, candidate_id=candidate_id, reason=reason)),
+        _tell(es=es, names=names, settings=settings, secret=secret, principal=principal, pipeline=pipeline,
+              candidate_id=candidate_id, candidate=candidate, action=action, inmail=inmail),
+    )
+    return ActionOut(action=action, crm_pipeline_id=crm_pipeline_id, candidate_id=candidate_id,
+                     status=spec.status, at=now, repeated=False, delivery_id=delivery_id, share_url=share_url,
+                     learning_version=learned.learning_version)
+
+
+def _learn(current: StoredPipeline, *, features: learning.CandidateFeatures, signal: str, candidate_id: str,
+           reason: learning.DismissReason | None) -> dict[str, Any]:
+    counts = learning.FeedbackCounts.from_dict(current.learned) if current.learned else learning.FeedbackCounts()
+    counts = learning.record(counts, features=features, signal=signal, reason=reason)
+    acted = [*current.acted_candidate_ids, candidate_id][-5000:]  # bounded: the most recent acted-on candidates
+    return {"learned": counts.to_dict(), "learning_version": current.learning_version + 1,
+            "acted_candidate_ids": acted}
+
+
+async def _record_event(*, es: AsyncElasticsearch, names: IndexNames, principal: Principal, pipeline: StoredPipeline,
+                        candidate_id: str, action: str, reason: str | None, candidate: dict[str, Any],
+                        at: datetime) -> None:
+    """Append the hiring signal, with the candidate's features at this moment, to the events index."""
+    location = candidate.get("location") or {}
+    features = {"title": candidate.get("title"), "occupation_codes": candidate.get("occupation_codes", []),
+                "skills": candidate.get("skills", []), "company": candidate.get("company"),
+                "seniority": candidate.get("seniority"), "country": location.get("country"),
+                "region": location.get("region")}
+    event = {
+        "tenant_id": principal.tenant.tenant_id, "seat_id": principal.seat.seat_id,
+        "crm_pipeline_id": pipeline.crm_pipeline_id, "candidate_id": candidate_id, "action": action,
+        "reason": reason, "at": at.isoformat(), "features": features,
+    }
+    event["event_id"] = event_id(event)
+    with map_es_errors("recording the event"):
+        await ignoring(es, 409).index(index=names.events, id=event["event_id"],
+                                                  document=event, op_type="create")
+
+
+async def _tell(*, es: AsyncElasticsearch, names: IndexNames, settings: Settings, secret: str, principal: Principal,
+                pipeline: StoredPipeline, candidate_id: str, candidate: dict[str, Any], action: Action,
+                inmail: InMailIn | None) -> tuple[str | None, str | None]:
+    """Queue what the CRM or the messaging provider must hear of; returns (delivery id, share URL)."""
+    spec = action_type(action)
+    if spec.webhook is None:
+        return None, None
+    tenant_id, crm_pipeline_id = principal.tenant.tenant_id, pipeline.crm_pipeline_id
+    delivery_id = action_delivery_id(tenant_id, crm_pipeline_id, candidate_id, action.value)
+    payload: dict[str, Any] = {"crm_pipeline_id": crm_pipeline_id, "recruiter_email": principal.seat.email,
+                               "candidate": stub_profile(candidate_id, candidate)}
+    share_url = None
+    if spec.body is InMailIn:
+        if inmail is None:
+            return None, None  # a repeated InMail is refused before this; nothing to send without its message
+        if inmail.share_prompt:
+            claims = ShareClaims(tenant_id=tenant_id, crm_pipeline_id=crm_pipeline_id, candidate_id=candidate_id,
+                                 delivery_id=delivery_id)
+            token = mint_share_token(secret=secret, ttl=timedelta(days=settings.share_link_ttl_days), claims=claims)
+            share_url = f"{settings.public_base_url.rstrip('/')}/share/{token}"
+        payload = {**payload, "subject": inmail.subject, "body": inmail.body, "share_url": share_url}
+    await outbox.enqueue(es=es, names=names, tenant_id=tenant_id, target=spec.webhook.target,
+                         event=spec.webhook.event, payload=payload, delivery_id=delivery_id,
+                         crm_pipeline_id=crm_pipeline_id, candidate_id=candidate_id)
+    return delivery_id, share_url
+
+
+async def record_contact_shared(*, es: AsyncElasticsearch, names: IndexNames, claims: ShareClaims,
+                                contact: dict[str, str]) -> bool:
+    """A candidate shared contact details after an InMail: note it on their status and tell the CRM
+    (`contact.shared`) once per InMail; False when it had already been told."""
+    with map_es_errors("reading the candidate"):
+        found = await ignoring(es, 404).get(index=names.candidates, id=claims.candidate_id)
+    candidate = stub_profile(claims.candidate_id, found.get("_source", {"name": None}))
+    now = datetime.now(UTC).isoformat()
+    with map_es_errors("recording the shared contact"):
+        await ignoring(es, 404).update(
+            index=names.actions, id=action_state_id(claims.tenant_id, claims.crm_pipeline_id, claims.candidate_id),
+            doc={"contact_shared_at": now, "updated_at": now},
+        )
+    return await outbox.enqueue(
+        es=es, names=names, tenant_id=claims.tenant_id, target="crm", event="contact.shared",
+        payload={"crm_pipeline_id": claims.crm_pipeline_id, "candidate": candidate, "email": contact.get("email"),
+                 "phone": contact.get("phone"), "inmail_delivery_id": claims.delivery_id, "shared_at": now},
+        delivery_id=contact_delivery_id(claims.delivery_id), crm_pipeline_id=claims.crm_pipeline_id,
+        candidate_id=claims.candidate_id,
+    )
+
+
+async def statuses(*, es: AsyncElasticsearch, names: IndexNames, tenant_id: str, crm_pipeline_id: str,
+                   candidate_ids: list[str]) -> dict[str, str]:
+    """What was done to each of these candidates for the pipeline (candidate id → status; absent: nothing)."""
+    if not candidate_ids:
+        return {}
+    state_ids = [action_state_id(tenant_id, crm_pipeline_id, cid) for cid in candidate_ids]
+    with map_es_errors("reading candidates' statuses"):
+        found = await es.mget(index=names.actions, ids=state_ids, source=["candidate_id", "status"])
+    if any("error" in doc for doc in found["docs"]):  # a page with holes would mislead
+        raise SearchUnavailable("some statuses cannot be read right now (shards recovering)", retry_after=5)
+    return {doc["_source"]["candidate_id"]: doc["_source"]["status"] for doc in found["docs"] if doc.get("found")}

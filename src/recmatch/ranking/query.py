@@ -1,0 +1,432 @@
+"""PURE: a pipeline's understanding + learned boosts + exclusions → one Elasticsearch search body. No I/O.
+
+Shape of the body (``build_query``)::
+
+    function_score                      the ranking: learned boosts, score_mode multiply, boost_mode multiply
+      query: function_score             proximity (only when the pipeline has places): score_mode max
+        query: bool
+          filter    who qualifies       title (same words or occupation), location (or remote), skills
+          should    what it is worth    named clauses: title, occupation (dis_max), past titles (dis_max), skills
+          must_not  exclusions          dismissed, already acted on, erased
+    sort: _score desc, candidate_id asc (stable pages)
+
+Qualifying and scoring are apart, so a relaxation step only changes a filter and never the score. Scores stay
+non-negative: every clause adds a non-negative amount, proximity is a factor in [PROXIMITY_FLOOR, 1] and learned
+boosts are factors in [MIN_BOOST, MAX_BOOST]. Proximity is its own ``function_score`` because it is the *best* of
+one decay per place (score_mode max) while learned boosts multiply (score_mode multiply); one list cannot do both.
+
+Clause names (``_name``; each hit's ``matched_queries`` lists those it matched — ``recmatch.ranking.reasons`` turns them
+into words)::
+
+    title.exact                         normalised title equals the pipeline's
+    title.words                         every word of the pipeline title is in the candidate's title
+    title.shingles                      word pairs/triples of the title in common (partial phrase overlap)
+    title.occupation:<code>             current title maps to an occupation the pipeline title maps to
+    title.related:<code>                current title maps to a related occupation
+    title.past_occupation:<code>        a past title maps to an occupation the pipeline title maps to
+    title.past_words                    every word of the pipeline title is in a past title
+    skill:<normalised skill>            has this pipeline skill
+    location:<i>                        within the radius of the pipeline's i-th resolved place (a country:
+                                        lives in it); in the filter, so matched only before any_location
+    remote                              open to remote work, and the pipeline accepts remote (in the location
+                                        filter when the pipeline has places, else a slight score preference)
+
+Relaxation (``RELAXATION_STEPS``, applied cumulatively in this order while fewer than ``size`` candidates qualify;
+``applicable_steps`` drops those that would change nothing for a pipeline):
+
+    wider_radius     the location filter reaches RADIUS_WIDENING × each location's radius (at most
+                     MAX_WIDENED_RADIUS_KM, never less than the radius); the proximity decay keeps the
+                     original radius, so nearer candidates still rank higher.
+    related_titles   related occupations qualify for the title filter (before, they only add to the score).
+    fewer_skills     no minimum number of pipeline skills (before: ``required_skills``); skills still score.
+    any_location     no location filter at all; the proximity decay stays, so distance still orders.
+
+No text from the pipeline ever reaches ``query_string`` or ``simple_query_string``: titles and skills only appear as
+values of ``term``, ``terms`` and ``match`` queries, which do not parse a query syntax.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from recmatch.ranking.understand import PipelineLocation, Understanding
+from recmatch.text.normalize import normalize_skill
+
+__all__ = [
+    "MAX_BOOST",
+    "MIN_BOOST",
+    "RELAXATION_STEPS",
+    "SOURCE_FIELDS",
+    "LearnedBoosts",
+    "RelaxStep",
+    "applicable_steps",
+    "baseline_query",
+    "build_query",
+    "required_skills",
+    "widened_radius_km",
+]
+
+RelaxStep = Literal["wider_radius", "related_titles", "fewer_skills", "any_location"]
+RELAXATION_STEPS: tuple[RelaxStep, ...] = get_args(RelaxStep)
+
+DEFAULT_SIZE = 125
+MAX_SIZE = 10_000  # the candidates index's max_result_window
+
+# Title clauses (constant scores, so that a score reads as a sum of reasons).
+W_TITLE_EXACT = 4.0
+W_TITLE_WORDS = 3.0
+W_TITLE_SHINGLES = 0.5  # times BM25 on the shingles field
+W_OCCUPATION = 10.0  # times the title → occupation confidence
+W_RELATED = 10.0  # times the related occupation's weight (tier weight × confidence, see understand.TIER_WEIGHTS)
+W_PAST_OCCUPATION = 2.5  # times the confidence
+W_PAST_WORDS = 1.0
+# Skills: BM25 on a keyword field is the skill's rarity (idf), so "Kubernetes" outweighs "Microsoft Excel".
+W_SKILL = 0.4
+W_REMOTE = 0.5  # open to remote when the pipeline has no place and accepts remote: a slight preference
+
+# Proximity: 1 within a place's radius, 0.5 one more radius out, never below the floor. Far candidates keep their
+# order by title and skills rather than by how very far they are, and one of the pipeline's occupation far away
+# (10 × 0.4) stays level with a related one inside the radius (tier 1: 5, tier 2: 3.5).
+PROXIMITY_FLOOR = 0.4
+PROXIMITY_DECAY = 0.5
+
+RADIUS_WIDENING = 3.0
+MAX_WIDENED_RADIUS_KM = 500.0
+
+# Learned boosts are factors: ES rejects negative scores, so a negative signal multiplies by a factor < 1.
+MIN_BOOST = 0.5
+MAX_BOOST = 2.0
+
+SOURCE_FIELDS: tuple[str, ...] = (
+    "candidate_id", "name", "title", "headline", "company", "past_titles", "occupation_codes", "skills",
+    "location", "open_to_remote", "open_to_work", "years_experience", "seniority", "allow_export", "profile_url",
+    "updated_at",
+)
+
+
+@dataclass(frozen=True)
+class LearnedBoosts:
+    """Per-pipeline factors learned from hiring signals: key → weight in [MIN_BOOST, MAX_BOOST] (1: neutral).
+
+    ``regions`` keys are a country ("US") or a country and region ("US-TX"); ``skills`` keys are normalised
+    skills; ``companies`` are matched case-insensitively. ``beyond_radius`` multiplies the score of a candidate
+    outside every one of the pipeline's places' radius (and not open to remote when the pipeline accepts remote);
+    it is at most 1 and only applies to a pipeline with places.
+    """
+
+    occupation_codes: Mapping[str, float] = field(default_factory=dict)
+    skills: Mapping[str, float] = field(default_factory=dict)
+    companies: Mapping[str, float] = field(default_factory=dict)
+    seniority: Mapping[str, float] = field(default_factory=dict)
+    regions: Mapping[str, float] = field(default_factory=dict)
+    titles: Mapping[str, float] = field(default_factory=dict)
+    beyond_radius: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain JSON-able dict, as stored in the pipeline document."""
+        data: dict[str, Any] = {
+            "occupation_codes": dict(self.occupation_codes),
+            "skills": dict(self.skills),
+            "companies": dict(self.companies),
+            "seniority": dict(self.seniority),
+            "regions": dict(self.regions),
+            "titles": dict(self.titles),
+        }
+        if self.beyond_radius != 1.0:
+            data["beyond_radius"] = self.beyond_radius
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LearnedBoosts:
+        """The inverse of ``to_dict``; missing kinds are empty."""
+        kinds = {kind: {str(k): float(v) for k, v in (data.get(kind) or {}).items()} for kind in _BOOST_KINDS}
+        return cls(**kinds, beyond_radius=float(data.get("beyond_radius", 1.0)))
+
+
+_BOOST_KINDS = ("occupation_codes", "skills", "companies", "seniority", "regions", "titles")
+
+
+def build_query(
+    *,
+    understanding: Understanding,
+    boosts: LearnedBoosts | None = None,
+    exclude_ids: Collection[str] = (),
+    relax: Sequence[RelaxStep] = (),
+    size: int = DEFAULT_SIZE,
+) -> dict[str, Any]:
+    """The search body for a pipeline: ranked, named clauses, relaxed by the given steps."""
+    if not 1 <= size <= MAX_SIZE:
+        raise ValueError(f"size must be within 1..{MAX_SIZE}, not {size}")
+    unknown = [step for step in relax if step not in RELAXATION_STEPS]
+    if unknown:
+        raise ValueError(f"unknown relaxation steps: {', '.join(map(str, unknown))}")
+    steps = frozenset(relax)
+
+    filters: list[dict[str, Any]] = []
+    qualifying_codes = [occupation.code for occupation in understanding.occupations]
+    if "related_titles" in steps:
+        qualifying_codes += [code for code, _ in _related_weights(understanding)]
+    title_filter = _title_filter(understanding, qualifying_codes)
+    if title_filter is not None:
+        filters.append(title_filter)
+    if understanding.locations and "any_location" not in steps:
+        filters.append(_location_filter(understanding, widen="wider_radius" in steps))
+    needed = required_skills(understanding)
+    if needed and "fewer_skills" not in steps:
+        filters.append({
+            "bool": {
+                "should": [{"term": {"skills": skill.name}} for skill in understanding.skills],
+                "minimum_should_match": needed,
+            }
+        })
+
+    scoring = _title_clauses(understanding)
+    scoring += [_skill_clause(skill.name) for skill in understanding.skills]
+    if understanding.remote and not understanding.locations:
+        scoring.append(_named({"term": {"open_to_remote": True}}, "remote", W_REMOTE))
+
+    bool_query: dict[str, Any] = {}
+    if scoring:
+        bool_query["should"] = scoring
+    if filters:
+        bool_query["filter"] = filters
+    excluded = sorted(set(exclude_ids))
+    if excluded:
+        bool_query["must_not"] = [{"terms": {"candidate_id": excluded}}]
+    if not bool_query:
+        bool_query = {"must": [{"match_all": {}}]}
+
+    query: dict[str, Any] = {"bool": bool_query}
+    if understanding.locations:
+        query = {
+            "function_score": {
+                "query": query,
+                "functions": _proximity_functions(understanding),
+                "score_mode": "max",
+                "boost_mode": "multiply",
+            }
+        }
+    return {
+        "query": {
+            "function_score": {
+                "query": query,
+                "functions": _boost_functions(boosts, understanding),
+                "score_mode": "multiply",
+                "boost_mode": "multiply",
+            }
+        },
+        "size": size,
+        "track_total_hits": size,  # enough to know whether the list is full, cheaper than an exact count
+        "sort": ["_score", {"candidate_id": "asc"}],
+        "_source": {"includes": list(SOURCE_FIELDS)},
+    }
+
+
+def baseline_query(*, title: str, skills: Sequence[str], size: int) -> dict[str, Any]:
+    """A plain BM25 ``multi_match`` over title, headline and skills: the evaluation baseline."""
+    text = " ".join([title, *skills])
+    return {
+        "query": {"multi_match": {"query": text, "fields": ["title", "headline", "skills_text"]}},
+        "size": size,
+        "_source": {"includes": list(SOURCE_FIELDS)},
+    }
+
+
+def required_skills(understanding: Understanding) -> int:
+    """How many pipeline skills a candidate needs before ``fewer_skills``: one per four listed, at most two."""
+    return min(2, math.ceil(len(understanding.skills) / 4))
+
+
+def widened_radius_km(radius_km: float) -> float:
+    """The radius after ``wider_radius``."""
+    return max(radius_km, min(radius_km * RADIUS_WIDENING, MAX_WIDENED_RADIUS_KM))
+
+
+def applicable_steps(understanding: Understanding) -> tuple[RelaxStep, ...]:
+    """The relaxation steps that change the query for this pipeline, in order."""
+    steps: list[RelaxStep] = []
+    if any(widened_radius_km(p.radius_km) > p.radius_km for p in understanding.locations if p.kind != "country"):
+        steps.append("wider_radius")
+    if understanding.related:
+        steps.append("related_titles")
+    if required_skills(understanding):
+        steps.append("fewer_skills")
+    if understanding.locations:
+        steps.append("any_location")
+    return tuple(steps)
+
+
+# -- clauses ---------------------------------------------------------------------------------------------------------
+
+
+def _named(query: Mapping[str, Any], name: str, boost: float) -> dict[str, Any]:
+    """A constant-score clause: matching it adds exactly ``boost``."""
+    return {"constant_score": {"filter": dict(query), "boost": round(boost, 4), "_name": name}}
+
+
+def _title_filter(understanding: Understanding, codes: Sequence[str]) -> dict[str, Any] | None:
+    """Who qualifies by title: the same words, or an occupation (and, relaxed, a related one) in common."""
+    should: list[dict[str, Any]] = []
+    if understanding.title_norm:
+        should.append({"match": {"title_norm": {"query": understanding.title_norm, "operator": "and"}}})
+    if codes:
+        should.append({"terms": {"occupation_codes": sorted(set(codes))}})
+    if not should:
+        return None  # a title of punctuation only, mapped to nothing: rank by skills and place alone
+    return {"bool": {"should": should, "minimum_should_match": 1}}
+
+
+def _title_clauses(understanding: Understanding) -> list[dict[str, Any]]:
+    """What a title match is worth; a title shared by many occupations is worth its best reading, not their sum."""
+    clauses: list[dict[str, Any]] = []
+    title_norm = understanding.title_norm
+    if title_norm:
+        clauses.append(_named({"term": {"title_norm.keyword": title_norm}}, "title.exact", W_TITLE_EXACT))
+        clauses.append(_named(
+            {"match": {"title_norm": {"query": title_norm, "operator": "and"}}}, "title.words", W_TITLE_WORDS
+        ))
+        if len(title_norm.split()) > 1:
+            clauses.append({
+                "match": {"title_norm.shingles": {"query": title_norm, "boost": W_TITLE_SHINGLES,
+                                                  "_name": "title.shingles"}}
+            })
+    occupations = [
+        _named({"term": {"occupation_codes": o.code}}, f"title.occupation:{o.code}", W_OCCUPATION * o.confidence)
+        for o in understanding.occupations
+    ]
+    occupations += [
+        _named({"term": {"occupation_codes": code}}, f"title.related:{code}", W_RELATED * weight)
+        for code, weight in _related_weights(understanding)
+    ]
+    if occupations:
+        clauses.append({"dis_max": {"queries": occupations}})
+    past = [
+        _named(
+            {"term": {"past_occupation_codes": o.code}},
+            f"title.past_occupation:{o.code}",
+            W_PAST_OCCUPATION * o.confidence,
+        )
+        for o in understanding.occupations
+    ]
+    if title_norm:
+        past.append(_named(
+            {"match": {"past_titles_norm": {"query": title_norm, "operator": "and"}}}, "title.past_words", W_PAST_WORDS
+        ))
+    if past:
+        clauses.append({"dis_max": {"queries": past}})
+    return clauses
+
+
+def _related_weights(understanding: Understanding) -> list[tuple[str, float]]:
+    own = {occupation.code for occupation in understanding.occupations}
+    return [(r.code, r.weight) for r in understanding.related if r.code not in own and r.weight > 0]
+
+
+def _skill_clause(skill: str) -> dict[str, Any]:
+    return {"term": {"skills": {"value": skill, "boost": W_SKILL, "_name": f"skill:{skill}"}}}
+
+
+def _location_filter(understanding: Understanding, *, widen: bool) -> dict[str, Any]:
+    should = [_within(place, index, widen=widen) for index, place in enumerate(understanding.locations)]
+    if understanding.remote:
+        should.append({"term": {"open_to_remote": {"value": True, "_name": "remote"}}})
+    return {"bool": {"should": should, "minimum_should_match": 1}}
+
+
+def _within(place: PipelineLocation, index: int, *, widen: bool) -> dict[str, Any]:
+    name = f"location:{index}"
+    if place.kind == "country":
+        return {"term": {"location.country": {"value": place.country, "_name": name}}}
+    radius = widened_radius_km(place.radius_km) if widen else place.radius_km
+    return {
+        "geo_distance": {
+            "distance": f"{_km(radius)}km",
+            "location.geo": {"lat": place.lat, "lon": place.lon},
+            "_name": name,
+        }
+    }
+
+
+def _proximity_functions(understanding: Understanding) -> list[dict[str, Any]]:
+    functions: list[dict[str, Any]] = []
+    has_geo = {"exists": {"field": "location.geo"}}  # a decay on a missing field would score 1
+    for place in understanding.locations:
+        if place.kind == "country":
+            functions.append({"filter": {"term": {"location.country": place.country}}, "weight": 1.0})
+            continue
+        radius = f"{_km(place.radius_km)}km"
+        functions.append({
+            "filter": has_geo,
+            "gauss": {
+                "location.geo": {
+                    "origin": {"lat": place.lat, "lon": place.lon},
+                    "offset": radius,
+                    "scale": radius,
+                    "decay": PROXIMITY_DECAY,
+                }
+            },
+        })
+    if understanding.remote:
+        functions.append({"filter": {"term": {"open_to_remote": True}}, "weight": 1.0})
+    functions.append({"weight": PROXIMITY_FLOOR})
+    return functions
+
+
+def _boost_functions(boosts: LearnedBoosts | None, understanding: Understanding) -> list[dict[str, Any]]:
+    if boosts is None:
+        return []
+    functions: list[dict[str, Any]] = []
+    by_field: tuple[tuple[str, Mapping[str, float], Callable[[str], str]], ...] = (
+        ("occupation_codes", boosts.occupation_codes, str.strip),
+        ("skills", boosts.skills, normalize_skill),
+        ("company.keyword", boosts.companies, str.strip),  # the field's normalizer lowercases
+        ("seniority", boosts.seniority, str.strip),
+        ("title_norm.keyword", boosts.titles, str.strip),  # normalised titles, as indexed
+    )
+    for es_field, weights, key in by_field:
+        for value, weight in sorted(weights.items()):
+            factor = _bounded(weight)
+            if factor != 1.0 and key(value):
+                functions.append({"filter": {"term": {es_field: key(value)}}, "weight": factor})
+    for region, weight in sorted(boosts.regions.items()):
+        factor = _bounded(weight)
+        country, _, admin1 = region.partition("-")
+        if factor == 1.0 or not country:
+            continue
+        terms = [{"term": {"location.country": country.upper()}}]
+        if admin1:
+            terms.append({"term": {"location.region": admin1}})
+        functions.append({"filter": {"bool": {"filter": terms}}, "weight": factor})
+    far = min(1.0, _bounded(boosts.beyond_radius))
+    if far < 1.0 and understanding.locations:
+        functions.append({"filter": {"bool": {"must_not": _near(understanding)}}, "weight": far})
+    return functions
+
+
+def _near(understanding: Understanding) -> list[dict[str, Any]]:
+    """Inside the radius of one of the pipeline's places (a country: lives in it), or remote when it accepts remote;
+    the location filter before any relaxation, without clause names."""
+    near: list[dict[str, Any]] = []
+    for place in understanding.locations:
+        if place.kind == "country":
+            near.append({"term": {"location.country": place.country}})
+        else:
+            near.append({"geo_distance": {"distance": f"{_km(place.radius_km)}km",
+                                          "location.geo": {"lat": place.lat, "lon": place.lon}}})
+    if understanding.remote:
+        near.append({"term": {"open_to_remote": True}})
+    return near
+
+
+def _bounded(weight: float) -> float:
+    # ES rejects negative scores, so a negative signal multiplies by a factor < 1 rather than adding.
+    if not math.isfinite(weight):
+        return 1.0
+    return round(min(MAX_BOOST, max(MIN_BOOST, weight)), 4)
+
+
+def _km(radius: float) -> str:
+    return f"{radius:.3f}".rstrip("0").rstrip(".")
