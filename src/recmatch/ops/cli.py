@@ -142,7 +142,7 @@ def reindex(
         ("lines read", f"{report.lines:,}"),
         ("rejected", f"{report.rejected:,}" + (f" (see {report.rejects_path})" if report.rejected else "")),
         ("skipped as erased", f"{report.erased:,}"),
-        ("repeated ids", f"{report.duplicates:,} (the later line won)"),
+        ("repeated ids", f"{report.duplicates:,} (the later line won; a bulk sent again counts here too)"),
         ("live changes replayed", f"{report.replayed:,}"),
         ("previous index", report.previous or "none"),
         ("deleted", ", ".join(report.deleted) or "none"),
