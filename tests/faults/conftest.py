@@ -95,7 +95,7 @@ class FaultCluster:
         for node in self.nodes:
             if node.pid() is None:
                 wait_until(lambda node=node: not port_open(node.port), timeout=60, what=f"{node.url} closes")
-        self.cluster.up(say=lambda line: None, timeout=300)
+        self.cluster.up(say=lambda line: None, timeout=600)
         client = make_client(self.settings)
         try:
             client.options(request_timeout=130).cluster.health(wait_for_status="green", timeout="120s",
@@ -126,9 +126,11 @@ def fault_cluster() -> Iterator[FaultCluster]:
     for node in cluster.nodes:  # a fresh cluster: data left by an earlier run would hold another cluster's state
         shutil.rmtree(node.node_dir / "data", ignore_errors=True)
     try:
-        cluster.cluster.up(say=lambda line: None, timeout=300)
-    except RecmatchError as exc:
-        cluster.cluster.down(say=lambda line: None)
+        cluster.cluster.up(say=lambda line: None, timeout=600)
+    except BaseException as exc:
+        cluster.cluster.down(say=lambda line: None)  # whatever did start is ours to stop
+        if not isinstance(exc, RecmatchError):
+            raise
         if os.environ.get("CI"):
             pytest.fail(f"the fault-test cluster did not start: {exc.detail}", pytrace=False)
         pytest.skip(f"the fault-test cluster did not start: {exc.detail}")

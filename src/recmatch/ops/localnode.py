@@ -295,9 +295,15 @@ class LocalNode:
         if user is not None:
             command = ["runuser", "-u", user, "--", "env", *(f"{k}={v}" for k, v in env.items()), *command]
         with self.launcher_log.open("w") as out:
-            launched = subprocess.run(
-                command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=self.node_dir, timeout=timeout
-            )
+            try:
+                launched = subprocess.run(
+                    command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=self.node_dir, timeout=timeout
+                )
+            except subprocess.TimeoutExpired:
+                raise LocalNodeError(
+                    f"Elasticsearch at {self.url} had not started after {timeout:.0f}s (a busy machine?); "
+                    f"`recmatch es down` stops what did start.\n{self._log_tail()}"
+                ) from None
         if launched.returncode != 0:
             raise LocalNodeError(f"Elasticsearch did not start (exit {launched.returncode}).\n{self._log_tail()}")
 
