@@ -397,6 +397,14 @@ class LocalCluster:
         self.settings.cache_dir.mkdir(parents=True, exist_ok=True)
         with _file_lock(self.settings.cache_dir / ".node.lock"):
             self._write_record(len(nodes))
+            for node in nodes:
+                marker = node.node_dir / "cluster-name"
+                running_as = marker.read_text().strip() if marker.is_file() else CLUSTER_NAME
+                if node.pid() is not None and running_as != node.cluster_name:
+                    raise LocalNodeError(
+                        f"{node.url} runs as part of {running_as!r}, not of a {len(nodes)}-node cluster; stop it "
+                        "(`recmatch es down`) or set RECMATCH_LOCAL_ES_PORT to free ports"
+                    )
             stopped = [node for node in nodes if node.pid() is None]
             prepared = [(node, *node.prepare(say=say)) for node in stopped]
             for node, java_home, _ in prepared:
