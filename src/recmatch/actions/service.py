@@ -109,7 +109,12 @@ async def perform(
         with map_es_errors("recording the action"):
             await es.index(index=names.actions, id=state_id, document=document, **concurrency)
     except elasticsearch.ConflictError:
-        raise Conflict(f"another action on {candidate_id} was recorded at the same moment; retry") from None
+        # The client sends a write again when its node failed mid-request (a timeout, a node lost): then the
+        # conflicting write is our own first try, and the action goes on to its event, learning and delivery.
+        with map_es_errors("reading the candidate's status"):
+            stored = await ignoring(es, 404).get(index=names.actions, id=state_id)
+        if stored.get("_source") != document:
+            raise Conflict(f"another action on {candidate_id} was recorded at the same moment; retry") from None
 
     # The status is recorded (the guard against doing it twice); the rest is independent: write it at once.
     features = learning.features_of(candidate)

@@ -245,13 +245,20 @@ async def update_pipeline(
         if found is None:
             raise NotFound(f"pipeline {pipeline.crm_pipeline_id!r} was deleted meanwhile")
         current = StoredPipeline.model_validate(found["_source"])
-        updated = current.model_copy(update=change(current))
+        changes = change(current)
+        updated = current.model_copy(update=changes)
+        document = updated.model_dump(mode="json")
         try:
             with map_es_errors("updating a pipeline"):
-                await es.index(index=names.pipelines, id=doc_id, document=updated.model_dump(mode="json"),
+                await es.index(index=names.pipelines, id=doc_id, document=document,
                                if_seq_no=found["_seq_no"], if_primary_term=found["_primary_term"])
             return updated
         except elasticsearch.ConflictError:
+            # The client sends a write again when its node failed mid-request: if what is stored is what we
+            # wrote, the conflict is our own first try, and applying the change again would count it twice.
+            stored = await _read(es, names, doc_id)
+            if stored is not None and all(stored["_source"].get(key) == document.get(key) for key in changes):
+                return updated
             continue  # changed by another request meanwhile: apply the change to the newer version
     raise Conflict(f"pipeline {pipeline.crm_pipeline_id!r} is being changed by many requests at once; retry")
 
