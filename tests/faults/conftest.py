@@ -3,11 +3,13 @@ ports."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import IO
 
 import pytest
 
@@ -104,21 +106,30 @@ class FaultCluster:
             client.close()
 
 
-def _free_cluster_ports() -> int:
-    """The first HTTP port P of FIRST_PORT..LAST_PORT with P..P+2 and their transport ports P+100.. all free."""
+def _free_cluster_ports() -> tuple[int, IO[str]]:
+    """The first HTTP port P of FIRST_PORT..LAST_PORT with P..P+2 and their transport ports P+100.. all free, and
+    a lock on it held until the handle is closed: two test sessions started together never share a cluster."""
     base = Settings()
+    base.cache_dir.mkdir(parents=True, exist_ok=True)
     for port in range(FIRST_PORT, LAST_PORT - CLUSTER_SIZE + 2):
+        handle = (base.cache_dir / f".fault-cluster-{port}.lock").open("a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
         ports = [port + offset for offset in range(CLUSTER_SIZE)]
         ours = [LocalNode(base.model_copy(update={"local_es_port": p})).pid() for p in ports]
         if not any(ours) and not any(port_open(p) or port_open(p + 100) for p in ports):
-            return port
+            return port, handle
+        handle.close()
     raise RuntimeError(f"no {CLUSTER_SIZE} free ports for a fault-test cluster in {FIRST_PORT}..{LAST_PORT}")
 
 
 @pytest.fixture(scope="module")
 def fault_cluster() -> Iterator[FaultCluster]:
     """Our own 3-node cluster for the module: 512 MB heap a node, stopped by pid after it, its data removed."""
-    port = _free_cluster_ports()
+    port, claim = _free_cluster_ports()
     urls = ",".join(f"http://127.0.0.1:{port + offset}" for offset in range(CLUSTER_SIZE))
     settings = Settings(es_url=urls, local_es_port=port, local_es_nodes=CLUSTER_SIZE, local_es_cluster_heap="512m",
                         candidates_replicas=1, index_prefix=f"cluster-{uuid.uuid4().hex[:8]}")
@@ -137,7 +148,10 @@ def fault_cluster() -> Iterator[FaultCluster]:
     try:
         yield cluster
     finally:
-        cluster.cluster.down(say=lambda line: None)
-        for node in cluster.nodes:
-            wait_until(lambda node=node: not port_open(node.port), timeout=60, what=f"{node.url} closes")
-            shutil.rmtree(node.node_dir / "data", ignore_errors=True)
+        try:
+            cluster.cluster.down(say=lambda line: None)
+            for node in cluster.nodes:
+                wait_until(lambda node=node: not port_open(node.port), timeout=60, what=f"{node.url} closes")
+                shutil.rmtree(node.node_dir / "data", ignore_errors=True)
+        finally:
+            claim.close()
