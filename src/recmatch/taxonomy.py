@@ -44,8 +44,8 @@ from typing import Any
 
 import orjson
 
-from recmatch.config import get_settings
 from recmatch import normalize
+from recmatch.config import get_settings
 from recmatch.normalize import TITLE_STOPWORDS, normalize_skill, normalize_title
 from recmatch.spelling import Vocabulary
 
