@@ -39,6 +39,7 @@ class SnapshotEntry(BaseModel):
     distance_km: float | None
     nearest_location: str | None = None
     new: bool
+    relaxed: list[str] = []
 
 
 class Snapshot(BaseModel):
@@ -77,6 +78,12 @@ class MatchCandidate(BaseModel):
     score: float
     reasons: list[str] = Field(description="why this candidate matches, in plain words")
     matched_skills: list[str]
+    relaxed: list[str] = Field(
+        default_factory=list,
+        description="why this candidate is listed only because the list was relaxed: outside_radius (outside the "
+                    "pipeline's radius), related_title, title_words (shares only some title words or a skill), "
+                    "fewer_skills",
+    )
     new: bool = Field(description="not in the previous day's list")
     status: str | None = Field(default=None, description="what was done to this candidate for this pipeline")
 
@@ -310,6 +317,7 @@ class Ranked:
             matched_skills=list(explanation.matched_skills),
             distance_km=explanation.distance_km,
             nearest_location=explanation.nearest_location,
+            relaxed=list(explanation.relaxed),
             new=self._previous is not None and hit["_id"] not in self._previous,
         )
 
@@ -460,6 +468,7 @@ def _shown(entries: list[SnapshotEntry], sources: dict[str, dict[str, Any]], sta
                 score=entry.score,
                 reasons=entry.reasons,
                 matched_skills=entry.matched_skills,
+                relaxed=entry.relaxed,
                 new=entry.new,
                 status=statuses.get(entry.candidate_id),
             )

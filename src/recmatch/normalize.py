@@ -319,7 +319,7 @@ def normalize_skill(skill: str) -> str:
 # --- seniority ------------------------------------------------------------------------------------------------------
 
 # Title words that say the level outright, strongest first.
-_LEVEL_WORDS: tuple[tuple[Seniority, frozenset[str]], ...] = (
+_SENIORITY_MARKERS: tuple[tuple[Seniority, frozenset[str]], ...] = (
     ("executive", frozenset({"chief", "ceo", "cto", "cfo", "coo", "president", "vice"})),
     ("director", frozenset({"director", "head"})),
     ("manager", frozenset({"manager"})),
@@ -334,7 +334,7 @@ _LEVEL_WORDS: tuple[tuple[Seniority, frozenset[str]], ...] = (
 def stated_seniority(title_norm: str) -> Seniority | None:
     """The level a normalised title states in words ("senior", "lead", "manager"), if any."""
     words = set(title_norm.split())
-    for level, markers in _LEVEL_WORDS:
+    for level, markers in _SENIORITY_MARKERS:
         if words & markers:
             return level
     return None

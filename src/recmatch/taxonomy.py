@@ -14,11 +14,11 @@ A taxonomy is a JSON file, optionally xz-compressed. The default is the full O*N
          "skills": [["Python", 4.0], ...],          # O*NET technology names; weight 1 + 1 if hot + 2 if in demand
          "related": [["15-1253.00", 1], ...],       # tier 1 Primary-Short, 2 Primary-Long, 3 Supplemental
          "title_keys": ["software developer", ...]  # normalize_title of [title, *alt_titles] (optional)
-       }, ...},
-     "normalizer": "3f0c..."}                       # fingerprint of the normalize_title that wrote title_keys
+       }, ...}}
 
-``title_keys`` spare a process normalising 58,000 titles when it starts; they are used only when ``normalizer``
-matches the running code (``normalizer_fingerprint``), else recomputed.
+``title_keys`` spare a process normalising 58,000 titles when it starts. They are trusted only when a sample of them
+(every KEY_SAMPLE_EVERY-th) equals what the running ``normalize_title`` makes of the same titles; otherwise all are
+recomputed, so a change to normalisation costs start-up time until the file is rebuilt, never correctness.
 
 Title matching (``read_title``) compares ``normalize_title`` forms: an exact match on a canonical or alternate title,
 then the same without seniority words, then the same with the parts around a comma swapped ("Manager, Sales"), then
@@ -30,7 +30,6 @@ indexing calls this once per candidate.
 from __future__ import annotations
 
 import csv
-import hashlib
 import lzma
 import math
 import re
@@ -44,7 +43,6 @@ from typing import Any
 
 import orjson
 
-from recmatch import normalize
 from recmatch.config import get_settings
 from recmatch.normalize import TITLE_STOPWORDS, normalize_skill, normalize_title
 from recmatch.spelling import Vocabulary
@@ -58,7 +56,6 @@ __all__ = [
     "get_taxonomy",
     "import_onet",
     "is_holdout_title",
-    "normalizer_fingerprint",
     "shipped_taxonomy_path",
     "write_taxonomy",
 ]
@@ -73,6 +70,7 @@ SENIORITY_WORDS = frozenset("senior junior lead principal staff experienced trai
 _TITLE_MATCH_CACHE = 65_536
 _MAX_OVERLAP_MATCHES = 3
 _MIN_OVERLAP_SCORE = 0.1
+KEY_SAMPLE_EVERY = 97  # stored title keys checked against normalize_title at load: one title in this many
 _INVERTED_FACTOR = 0.95  # "Manager, Sales" read as "Sales Manager"
 _REPAIRED_FACTOR = 0.9  # a title matched only after its words were repaired
 
@@ -112,11 +110,6 @@ class TitleReading:
         return self.matches[0].confidence if self.matches else 0.0
 
 
-def normalizer_fingerprint() -> str:
-    """A digest of the title normaliser's source: stored title keys are valid only for the same one."""
-    return hashlib.sha256(Path(normalize.__file__).read_bytes()).hexdigest()[:16]
-
-
 def is_holdout_title(title: str, every: int = 5) -> bool:
     """Whether a title is reserved for pipelines in evaluations (never a generated candidate's title)."""
     if every <= 0:
@@ -152,7 +145,7 @@ class Taxonomy:
         """A taxonomy from the JSON structure described in the module docstring."""
         try:
             raw_occupations = data["occupations"]
-            keys_valid = data.get("normalizer") == normalizer_fingerprint()
+            keys_valid = _stored_keys_current(raw_occupations)
             occupations = {
                 code: Occupation(
                     code=code,
@@ -350,6 +343,21 @@ class Taxonomy:
         )
 
 
+def _stored_keys_current(raw_occupations: Mapping[str, Any]) -> bool:
+    """Whether the file's title keys are what normalize_title makes today (checked on a sample)."""
+    checked = 0
+    for entry in raw_occupations.values():
+        keys = entry.get("title_keys")
+        titles = (entry.get("title"), *entry.get("alt_titles", ()))
+        if not isinstance(keys, list) or len(keys) != len(titles):
+            return False
+        for position in range(-checked % KEY_SAMPLE_EVERY, len(titles), KEY_SAMPLE_EVERY):
+            if normalize_title(titles[position]) != keys[position]:
+                return False
+        checked += len(titles)
+    return True
+
+
 def _inverted(title: str) -> str | None:
     """"Manager, Sales" → "sales manager": job boards and HR systems often list the noun first."""
     head, comma, tail = title.partition(",")
@@ -514,7 +522,6 @@ def write_taxonomy(data: Mapping[str, Any], path: Path) -> None:
     normalised title keys that spare a loading process the work."""
     lines = [
         "{" + f'"source": {orjson.dumps(data["source"]).decode()}, "credit": {orjson.dumps(data["credit"]).decode()},',
-        f'"normalizer": "{normalizer_fingerprint()}",',
         '"occupations": {',
     ]
     items = sorted(data["occupations"].items())
