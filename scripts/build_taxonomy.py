@@ -1,4 +1,4 @@
-"""Write the taxonomy shipped in src/recmatch/data/taxonomy.json.xz from the O*NET text files: every occupation,
+"""Write the taxonomy shipped in src/recmatch/text/data/taxonomy.json.xz from the O*NET text files: every occupation,
 every reported and alternate title, the technology skills and the related occupations.
 
     python scripts/build_taxonomy.py [--onet-dir ../shared/data/onet]
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from recmatch.taxonomy import import_onet, shipped_taxonomy_path, write_taxonomy
+from recmatch.text.taxonomy import import_onet, shipped_taxonomy_path, write_taxonomy
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ONET_DIR = REPO_ROOT.parent / "shared" / "data" / "onet"

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from recmatch.learning import (
+from recmatch.core.models import PipelineIn
+from recmatch.ranking.learning import (
     CandidateFeatures,
     FeedbackCounts,
     KeyCounts,
@@ -20,10 +21,9 @@ from recmatch.learning import (
     merged,
     record,
 )
-from recmatch.models import PipelineIn
-from recmatch.query import MAX_BOOST, MIN_BOOST, build_query
-from recmatch.taxonomy import Taxonomy
-from recmatch.understand import understand
+from recmatch.ranking.query import MAX_BOOST, MIN_BOOST, build_query
+from recmatch.ranking.understand import understand
+from recmatch.text.taxonomy import Taxonomy
 
 SOFTWARE = "15-1252.00"
 SALES = "41-4012.00"

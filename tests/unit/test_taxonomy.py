@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from recmatch.taxonomy import (
+from recmatch.text.taxonomy import (
     OccupationMatch,
     Taxonomy,
     get_taxonomy,
@@ -184,7 +184,7 @@ def test_stored_title_keys_are_what_normalize_title_makes_today() -> None:
 
     import orjson
 
-    from recmatch.normalize import normalize_title
+    from recmatch.text.normalize import normalize_title
 
     data = orjson.loads(lzma.decompress(shipped_taxonomy_path().read_bytes()))
     stale = [(title, key) for entry in data["occupations"].values()

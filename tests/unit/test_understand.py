@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from recmatch.models import PipelineIn
-from recmatch.taxonomy import Taxonomy
-from recmatch.understand import TIER_WEIGHTS, Understanding, understand
+from recmatch.core.models import PipelineIn
+from recmatch.ranking.understand import TIER_WEIGHTS, Understanding, understand
+from recmatch.text.taxonomy import Taxonomy
 
 SOFTWARE = "15-1252.00"
 WEB = "15-1254.00"
@@ -181,7 +181,7 @@ def test_from_dict_refuses_what_is_not_an_understanding():
 
 
 def test_the_title_is_kept_as_it_was_read_with_its_confidence_and_stated_level():
-    from recmatch.taxonomy import get_taxonomy
+    from recmatch.text.taxonomy import get_taxonomy
 
     inverted = understand(pipeline=PipelineIn(title="Manager, Sales"), taxonomy=get_taxonomy())
     assert inverted.title_norm == "sales manager"

@@ -35,9 +35,9 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, get_args
 
-from recmatch.normalize import normalize_title
-from recmatch.query import MAX_BOOST, MIN_BOOST, LearnedBoosts
-from recmatch.understand import Understanding
+from recmatch.ranking.query import MAX_BOOST, MIN_BOOST, LearnedBoosts
+from recmatch.ranking.understand import Understanding
+from recmatch.text.normalize import normalize_title
 
 __all__ = [
     "KINDS",
@@ -151,7 +151,7 @@ class CandidateFeatures:
 
 
 def features_of(source: Mapping[str, Any]) -> CandidateFeatures:
-    """The features of a candidate document's ``_source`` (fields as ``recmatch.documents`` writes them)."""
+    """The features of a candidate document's ``_source`` (fields as ``recmatch.indexing.documents`` writes them)."""
     location = source.get("location") or {}
     country = _text(location.get("country")) if isinstance(location, Mapping) else None
     title = _text(source.get("title"))

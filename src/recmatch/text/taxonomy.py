@@ -1,7 +1,7 @@
 """Occupations from O*NET: job title -> occupation codes, related occupations and skills.
 
 A taxonomy is a JSON file, optionally xz-compressed. The default is the full O*NET one shipped in the package
-(``recmatch/data/taxonomy.json.xz``, all 1,016 occupations; ``scripts/build_taxonomy.py`` writes it);
+(``recmatch/text/data/taxonomy.json.xz``, all 1,016 occupations; ``scripts/build_taxonomy.py`` writes it);
 ``RECMATCH_TAXONOMY_PATH`` names another (``recmatch taxonomy import`` writes one)::
 
     {"source": "O*NET 29.3 Database, May 2025 Release",
@@ -22,7 +22,7 @@ recomputed, so a change to normalisation costs start-up time until the file is r
 
 Title matching (``read_title``) compares ``normalize_title`` forms: an exact match on a canonical or alternate title,
 then the same without seniority words, then the same with the parts around a comma swapped ("Manager, Sales"), then
-with unknown words repaired against the taxonomy's words (``recmatch.spelling``: typos, split and merged words),
+with unknown words repaired against the taxonomy's words (``recmatch.text.spelling``: typos, split and merged words),
 then a rarity-weighted token overlap of the repaired words. Lookups are precomputed and results cached, since
 indexing calls this once per candidate.
 """
@@ -43,9 +43,9 @@ from typing import Any
 
 import orjson
 
-from recmatch.config import get_settings
-from recmatch.normalize import TITLE_STOPWORDS, normalize_skill, normalize_title
-from recmatch.spelling import Vocabulary
+from recmatch.core.config import get_settings
+from recmatch.text.normalize import TITLE_STOPWORDS, normalize_skill, normalize_title
+from recmatch.text.spelling import Vocabulary
 
 __all__ = [
     "Occupation",

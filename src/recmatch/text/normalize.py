@@ -11,7 +11,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
-from recmatch.models import Seniority
+from recmatch.core.models import Seniority
 
 __all__ = [
     "TITLE_STOPWORDS",
