@@ -134,13 +134,13 @@ async def perform(
         raise Conflict(f"another action on {candidate_id} was recorded at the same moment; retry") from None
 
     # The status is recorded (the guard against doing it twice); the rest is independent: write it at once.
-    features = learning.features_of(candidate)
     reason = dismissal.reason if dismissal else None
+    example = learning.example_of({**candidate, "candidate_id": candidate_id}, signal=action.value, reason=reason)
     _, learned, (delivery_id, share_url) = await asyncio.gather(
         _record_event(es=es, names=names, principal=principal, pipeline=pipeline, candidate_id=candidate_id,
                       action=action.value, reason=reason, candidate=candidate, at=now),
         update_pipeline(es=es, names=names, pipeline=pipeline, change=lambda current: _learn(
-            current, features=features, action=action, candidate_id=candidate_id, reason=reason)),
+            current, example=example, candidate_id=candidate_id)),
         _tell(es=es, names=names, settings=settings, secret=secret, principal=principal, pipeline=pipeline,
               candidate_id=candidate_id, candidate=candidate, action=action, inmail=inmail),
     )
@@ -149,12 +149,10 @@ async def perform(
                      learning_version=learned.learning_version)
 
 
-def _learn(current: StoredPipeline, *, features: learning.CandidateFeatures, action: Action, candidate_id: str,
-           reason: learning.DismissReason | None) -> dict[str, Any]:
-    counts = learning.FeedbackCounts.from_dict(current.learned) if current.learned else learning.FeedbackCounts()
-    counts = learning.record(counts, features=features, signal=action.value, reason=reason)
+def _learn(current: StoredPipeline, *, example: learning.Example, candidate_id: str) -> dict[str, Any]:
+    state = learning.record(learning.LearningState.from_dict(current.learned), example=example)
     acted = [*current.acted_candidate_ids, candidate_id][-5000:]  # bounded: the most recent acted-on candidates
-    return {"learned": counts.to_dict(), "learning_version": current.learning_version + 1,
+    return {"learned": state.to_dict(), "learning_version": current.learning_version + 1,
             "acted_candidate_ids": acted}
 
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from recmatch.accounts import Principal
 from recmatch.errors import InvalidInput, NotFound, RecmatchError, SearchUnavailable
 from recmatch.es import IndexNames, ignoring, map_es_errors
-from recmatch.learning import FeedbackCounts, home_regions, learned_boosts
+from recmatch.learning import LearningState, learned_boosts
 from recmatch.pipelines import RecentPipelines, StoredPipeline, get_pipeline, pipeline_doc_id, touch_pipeline
 from recmatch.query import LearnedBoosts, applicable_steps, build_query
 from recmatch.reasons import Wording
@@ -215,8 +215,7 @@ def pipeline_boosts(pipeline: StoredPipeline) -> LearnedBoosts | None:
     """What the ranking learned from this pipeline's actions (None before any)."""
     if not pipeline.learned:
         return None
-    return learned_boosts(FeedbackCounts.from_dict(pipeline.learned),
-                          home_regions=home_regions(pipeline.understanding))
+    return learned_boosts(LearningState.from_dict(pipeline.learned), understanding=pipeline.understanding)
 
 
 async def load_snapshot(
