@@ -92,6 +92,7 @@ class LearnedOut(BaseModel):
     learning_version: int
     items: list[LearnedEntry]
     removed: list[str] = Field(default_factory=list, description="items the recruiter removed, as kind:key")
+    examples: int = Field(default=0, description="signals kept to learn from (a reset forgets them)")
 
 
 def _learned_view(pipeline: StoredPipeline, taxonomy: Taxonomy) -> LearnedOut:
@@ -103,7 +104,7 @@ def _learned_view(pipeline: StoredPipeline, taxonomy: Taxonomy) -> LearnedOut:
     return LearnedOut(crm_pipeline_id=pipeline.crm_pipeline_id, learning_version=pipeline.learning_version,
                       items=[LearnedEntry(**{name: getattr(item, name) for name in LearnedEntry.model_fields})
                              for item in items],
-                      removed=sorted(state.removed))
+                      removed=sorted(state.removed), examples=len(state.examples))
 
 
 def _label(taxonomy: Taxonomy, spelled: dict[str, str], kind: str, key: str) -> str:
