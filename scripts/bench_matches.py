@@ -23,10 +23,10 @@ import typer
 from elasticsearch import Elasticsearch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from recmatch.es import IndexNames, make_client  # noqa: E402
-from recmatch.query import baseline_query, build_query  # noqa: E402
-from recmatch.taxonomy import get_taxonomy  # noqa: E402
-from recmatch.understand import understand  # noqa: E402
+from recmatch.core.es import IndexNames, make_client  # noqa: E402
+from recmatch.ranking.query import baseline_query, build_query  # noqa: E402
+from recmatch.ranking.understand import understand  # noqa: E402
+from recmatch.text.taxonomy import get_taxonomy  # noqa: E402
 from scripts.benchkit import ensure_pool, nyc_pipelines, pool_settings, served, tenant_with_key  # noqa: E402
 from scripts.load import percentile  # noqa: E402
 

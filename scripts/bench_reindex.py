@@ -24,9 +24,9 @@ import typer
 from elasticsearch import Elasticsearch, helpers
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from recmatch.config import get_settings  # noqa: E402
-from recmatch.es import make_client  # noqa: E402
-from recmatch.indexing import read_source  # noqa: E402
+from recmatch.core.config import get_settings  # noqa: E402
+from recmatch.core.es import make_client  # noqa: E402
+from recmatch.indexing.reindex import read_source  # noqa: E402
 from scripts.benchkit import ensure_source  # noqa: E402
 
 
@@ -71,7 +71,7 @@ def recmatch_reindex(source: Path, prefix: str, docs: int) -> tuple[Run, float]:
     env = {**os.environ, "RECMATCH_INDEX_PREFIX": prefix}
     es_start, cpu_start, start = es_cpu_seconds(es), children_cpu_seconds(), time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "recmatch.cli", "reindex", "--source", str(source), "--rejects", os.devnull],
+        [sys.executable, "-m", "recmatch", "reindex", "--source", str(source), "--rejects", os.devnull],
         env=env, check=True, stdout=subprocess.DEVNULL,
     )
     elapsed = time.perf_counter() - start

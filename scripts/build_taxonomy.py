@@ -1,4 +1,4 @@
-"""Write the demo taxonomy shipped in src/recmatch/data/taxonomy.json from the O*NET text files."""
+"""Write the demo taxonomy shipped in src/recmatch/text/data/taxonomy.json from the O*NET text files."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from recmatch.taxonomy import import_onet, shipped_taxonomy_path, write_taxonomy
+from recmatch.text.taxonomy import import_onet, shipped_taxonomy_path, write_taxonomy
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ONET_DIR = REPO_ROOT.parent / "shared" / "data" / "onet"

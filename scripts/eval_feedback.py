@@ -65,10 +65,10 @@ from eval_relevance import (  # noqa: E402  (a sibling script)
     read_pool,
 )
 
-from recmatch.config import Settings  # noqa: E402
-from recmatch.es import IndexNames, make_client  # noqa: E402
-from recmatch.indexing import alias_target  # noqa: E402
-from recmatch.learning import (  # noqa: E402
+from recmatch.core.config import Settings  # noqa: E402
+from recmatch.core.es import IndexNames, make_client  # noqa: E402
+from recmatch.indexing.reindex import alias_target  # noqa: E402
+from recmatch.ranking.learning import (  # noqa: E402
     FEATURE_KINDS,
     DismissReason,
     LearningState,
@@ -77,9 +77,9 @@ from recmatch.learning import (  # noqa: E402
     learned_boosts,
     record,
 )
-from recmatch.query import LearnedBoosts, applicable_steps, build_query  # noqa: E402
-from recmatch.taxonomy import Taxonomy  # noqa: E402
-from recmatch.understand import Understanding, understand  # noqa: E402
+from recmatch.ranking.query import LearnedBoosts, applicable_steps, build_query  # noqa: E402
+from recmatch.ranking.understand import Understanding, understand  # noqa: E402
+from recmatch.text.taxonomy import Taxonomy  # noqa: E402
 
 PAGE = 25
 TARGET_VS_NONE = 1.03

@@ -70,14 +70,14 @@ from eval_relevance import (  # noqa: E402
     read_pool,
 )
 
-from recmatch.config import Settings  # noqa: E402
-from recmatch.es import IndexNames, make_client  # noqa: E402
-from recmatch.geo import haversine_km  # noqa: E402
-from recmatch.indexing import alias_target  # noqa: E402
-from recmatch.learning import DismissReason, learned_boosts  # noqa: E402
-from recmatch.normalize import normalize_skill  # noqa: E402
-from recmatch.taxonomy import Taxonomy  # noqa: E402
-from recmatch.understand import Understanding, understand  # noqa: E402
+from recmatch.core.config import Settings  # noqa: E402
+from recmatch.core.es import IndexNames, make_client  # noqa: E402
+from recmatch.indexing.reindex import alias_target  # noqa: E402
+from recmatch.ranking.learning import DismissReason, learned_boosts  # noqa: E402
+from recmatch.ranking.understand import Understanding, understand  # noqa: E402
+from recmatch.text.geo import haversine_km  # noqa: E402
+from recmatch.text.normalize import normalize_skill  # noqa: E402
+from recmatch.text.taxonomy import Taxonomy  # noqa: E402
 
 INTENTS = ("skill", "years", "employer", "distance", "open_to_work")
 INTENT_REASON: Mapping[str, DismissReason] = {"skill": "skills", "years": "seniority", "employer": "other",

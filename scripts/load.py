@@ -25,7 +25,7 @@ import psutil
 import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from recmatch.es import IndexNames, make_client  # noqa: E402
+from recmatch.core.es import IndexNames, make_client  # noqa: E402
 from scripts.benchkit import ensure_pool, nyc_pipelines, pool_settings, served, tenant_with_key  # noqa: E402
 
 

@@ -52,12 +52,14 @@ def prepare(prefix: str, workdir: Path, pool_size: int) -> dict[str, Any]:
     """Pool, tenant, admin seat and pipelines under PREFIX; returns what the run needs."""
     from elasticsearch import AsyncElasticsearch
 
-    from recmatch import accounts, indexing, pipelines
+    from recmatch.accounts import service as accounts
     from recmatch.api.app import prepare_cluster
-    from recmatch.config import Settings
-    from recmatch.es import IndexNames, make_client, run_with_async_client
-    from recmatch.models import PipelineIn
-    from recmatch.taxonomy import get_taxonomy
+    from recmatch.core.config import Settings
+    from recmatch.core.es import IndexNames, make_client, run_with_async_client
+    from recmatch.core.models import PipelineIn
+    from recmatch.indexing import reindex as indexing
+    from recmatch.pipelines import service as pipelines
+    from recmatch.text.taxonomy import get_taxonomy
 
     settings = Settings(index_prefix=prefix)
     names = IndexNames(prefix)
@@ -110,7 +112,7 @@ def serve(settings: Any, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("RECMATCH_")}
     env.update(RECMATCH_ES_URL=settings.es_url, RECMATCH_INDEX_PREFIX=settings.index_prefix)
     log = (workdir / "api.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "recmatch.cli", "serve", "--host", "127.0.0.1", "--port",
+    process = subprocess.Popen([sys.executable, "-m", "recmatch", "serve", "--host", "127.0.0.1", "--port",
                                 str(port)], env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -212,7 +214,7 @@ def _body_text(response: dict[str, Any]) -> str:
 
 
 def cleanup(settings: Any) -> None:
-    from recmatch.es import make_client
+    from recmatch.core.es import make_client
 
     es = make_client(settings)
     try:

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from elasticsearch import Elasticsearch
 
-from recmatch.config import ES_VERSION, Settings
-from recmatch.es import make_client
+from recmatch.core.config import ES_VERSION, Settings
+from recmatch.core.es import make_client
 
 
 def _answers(url: str) -> bool:
@@ -50,8 +50,8 @@ def es_url() -> Iterator[str]:
         with ElasticSearchContainer(image, mem_limit="2g") as node:
             yield node.get_url()
         return
-    from recmatch.errors import RecmatchError
-    from recmatch.localnode import LocalNode
+    from recmatch.core.errors import RecmatchError
+    from recmatch.ops.localnode import LocalNode
 
     try:
         status = LocalNode(Settings()).up(say=lambda line: print(line))

@@ -21,10 +21,10 @@ import httpx
 import pytest
 from elasticsearch import Elasticsearch
 
-from recmatch import accounts
-from recmatch.accounts import License, Seat
-from recmatch.config import Settings
-from recmatch.tokens import mint_widget_token
+from recmatch.accounts import service as accounts
+from recmatch.accounts.service import License, Seat
+from recmatch.accounts.tokens import mint_widget_token
+from recmatch.core.config import Settings
 from tests.integration.support import load_demo_pool, run_async
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,7 +102,7 @@ class Server:
 
 @pytest.fixture(scope="package")
 def server(e2e_settings: Settings, e2e_pool: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`python -m recmatch.cli serve` as a subprocess, with the sandbox on for a tenant whose CRM is this origin."""
+    """`python -m recmatch serve` as a subprocess, with the sandbox on for a tenant whose CRM is this origin."""
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
     with ThreadPoolExecutor(1) as thread:  # Playwright's sync API may already run an event loop in this thread
@@ -122,7 +122,7 @@ def server(e2e_settings: Settings, e2e_pool: Path, tmp_path_factory: pytest.Temp
     }
     log_path = tmp_path_factory.mktemp("e2e-server") / "server.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "recmatch.cli", "serve", "--port", str(port)],
+        process = subprocess.Popen([sys.executable, "-m", "recmatch", "serve", "--port", str(port)],
                                    cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 90

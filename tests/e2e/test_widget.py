@@ -17,7 +17,7 @@ import httpx
 import pytest
 from elasticsearch import Elasticsearch
 
-from recmatch.es import IndexNames
+from recmatch.core.es import IndexNames
 from tests.e2e.conftest import Server
 
 try:

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from recmatch.config import Settings
-from recmatch.errors import RecmatchError
-from recmatch.es import make_client
-from recmatch.localnode import LocalNode
+from recmatch.core.config import Settings
+from recmatch.core.errors import RecmatchError
+from recmatch.core.es import make_client
+from recmatch.ops.localnode import LocalNode
 from tests.faults.support import port_open, wait_until
 
 FIRST_PORT, LAST_PORT = 9250, 9299

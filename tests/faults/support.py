@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import orjson
 
-from recmatch.config import Settings
-from recmatch.delivery import verify
+from recmatch.core.config import Settings
+from recmatch.webhooks.delivery import verify
 
 
 def free_port() -> int:
@@ -88,7 +88,7 @@ def served_api(settings: Settings, workdir: Path, **env: str) -> Iterator[Served
     log = workdir / f"api-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "recmatch.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "recmatch", "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=recmatch_env(settings, **env), cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
         )
     api = ServedApi(process=process, url=f"http://127.0.0.1:{port}", log=log)

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from recmatch import indexing
 from recmatch.api.app import prepare_cluster
-from recmatch.es import IndexNames, make_client
+from recmatch.core.es import IndexNames, make_client
+from recmatch.indexing import reindex as indexing
 from tests.faults.conftest import FaultNode
 from tests.faults.support import (
     DeliveryStore,

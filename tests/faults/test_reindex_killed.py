@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
-from recmatch import indexing
-from recmatch.config import Settings
-from recmatch.es import IndexNames
+from recmatch.core.config import Settings
+from recmatch.core.es import IndexNames
+from recmatch.indexing import reindex as indexing
 from tests.faults.support import recmatch_env, write_candidates
 
 pytestmark = pytest.mark.faults
@@ -39,13 +39,13 @@ def own_settings(settings: Settings, es: Elasticsearch) -> Iterator[Settings]:
 
 def _start_reindex(settings: Settings, source: Path, workdir: Path) -> subprocess.Popen[bytes]:
     env = recmatch_env(settings, RECMATCH_REINDEX_CHUNK_DOCS="500", RECMATCH_REINDEX_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "recmatch.cli", "reindex", "--source", str(source),
+    return subprocess.Popen([sys.executable, "-m", "recmatch", "reindex", "--source", str(source),
                              "--rejects", str(workdir / "rejects.jsonl")],
                             env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def _run_reindex(settings: Settings, source: Path, workdir: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "recmatch.cli", "reindex", "--source", str(source),
+    done = subprocess.run([sys.executable, "-m", "recmatch", "reindex", "--source", str(source),
                            "--rejects", str(workdir / "rejects.jsonl")],
                           env=recmatch_env(settings), cwd=workdir, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 import pytest
 from elasticsearch import Elasticsearch
 
-from recmatch import delivery
-from recmatch.config import Settings
-from recmatch.es import IndexNames, ensure_indices, make_async_client
+from recmatch.core.config import Settings
+from recmatch.core.es import IndexNames, ensure_indices, make_async_client
+from recmatch.webhooks import delivery
 from tests.faults.support import DeliveryStore, IdempotentReceiver, free_port, port_open
 from tests.integration.support import make_tenant
 

@@ -10,7 +10,7 @@ from elasticsearch import Elasticsearch
 from fastapi.testclient import TestClient
 
 from recmatch.api.app import create_app
-from recmatch.config import Settings
+from recmatch.core.config import Settings
 from tests.integration.support import Seats, load_demo_pool, make_tenant
 
 ROOT = Path(__file__).resolve().parents[2]

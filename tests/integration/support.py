@@ -11,10 +11,11 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from recmatch import accounts, indexing
+from recmatch.accounts import service as accounts
 from recmatch.api.app import prepare_cluster
-from recmatch.config import Settings
-from recmatch.es import run_with_async_client
+from recmatch.core.config import Settings
+from recmatch.core.es import run_with_async_client
+from recmatch.indexing import reindex as indexing
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,8 +14,8 @@ from elasticsearch import Elasticsearch
 from fastapi.testclient import TestClient
 
 from recmatch.api.app import create_app
-from recmatch.config import Settings
-from recmatch.es import IndexNames
+from recmatch.core.config import Settings
+from recmatch.core.es import IndexNames
 from tests.integration.support import Seats, make_tenant
 from tests.integration.webhook_receiver import WebhookReceiver
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from recmatch import accounts
-from recmatch.errors import NotAuthenticated
+from recmatch.accounts import service as accounts
+from recmatch.core.errors import NotAuthenticated
 from tests.integration.support import Seats, make_tenant, run_async
 
 PIPELINE = {"title": "Software Engineer", "locations": ["Austin, TX"], "skills": ["Python", "SQL"]}

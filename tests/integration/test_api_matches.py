@@ -8,12 +8,14 @@ from functools import partial
 import pytest
 from fastapi.testclient import TestClient
 
-from recmatch import accounts, matches, pipelines
+from recmatch.accounts import service as accounts
 from recmatch.api.app import create_app
 from recmatch.api.deps import get_today
-from recmatch.models import PipelineIn
-from recmatch.pipelines import RecentPipelines, pipeline_doc_id
-from recmatch.taxonomy import get_taxonomy
+from recmatch.core.models import PipelineIn
+from recmatch.matches import service as matches
+from recmatch.pipelines import service as pipelines
+from recmatch.pipelines.service import RecentPipelines, pipeline_doc_id
+from recmatch.text.taxonomy import get_taxonomy
 from tests.integration.support import Seats, run_async
 
 BACKEND = {"title": "Senior Software Engineer", "locations": ["San Francisco Bay Area", "Remote"],

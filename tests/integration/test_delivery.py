@@ -21,11 +21,12 @@ from elasticsearch import AsyncElasticsearch, Elasticsearch
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from recmatch import accounts, delivery
+from recmatch.accounts import service as accounts
 from recmatch.api.errors import install_error_handlers
 from recmatch.api.routes import deliveries
-from recmatch.config import Settings
-from recmatch.es import IndexNames, ensure_indices, make_async_client
+from recmatch.core.config import Settings
+from recmatch.core.es import IndexNames, ensure_indices, make_async_client
+from recmatch.webhooks import delivery
 from tests.integration.support import Seats, make_tenant, run_async
 from tests.integration.webhook_receiver import WebhookReceiver
 
@@ -358,7 +359,7 @@ def test_deliver_command_once_prints_the_counts(cfg: Settings, es: Elasticsearch
     enqueue(cfg, seats, "d-cli-2", event="inmail.sent", target="messaging")
     env = {**os.environ, "RECMATCH_ES_URL": cfg.es_url, "RECMATCH_INDEX_PREFIX": cfg.index_prefix}
 
-    done = subprocess.run([sys.executable, "-m", "recmatch.cli", "deliver", "--once"], env=env, cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "recmatch", "deliver", "--once"], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
 
     assert done.returncode == 0, done.stderr

@@ -21,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from recmatch.api.app import create_app
-from recmatch.config import Settings
+from recmatch.core.config import Settings
 from tests.integration.support import Seats, make_tenant
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recmatch.es import IndexNames, ensure_indices, load_mapping
+from recmatch.core.es import IndexNames, ensure_indices, load_mapping
 
 
 def test_an_older_index_gains_the_fields_of_a_newer_mapping(es, settings):

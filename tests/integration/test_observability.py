@@ -24,9 +24,9 @@ from elasticsearch import Elasticsearch
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from recmatch import observability
 from recmatch.api.app import create_app
-from recmatch.config import Settings
+from recmatch.core.config import Settings
+from recmatch.ops import observability
 from tests.integration.support import Seats, make_tenant
 
 pytestmark = pytest.mark.integration

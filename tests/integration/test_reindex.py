@@ -16,11 +16,11 @@ import orjson
 import pytest
 from elasticsearch import Elasticsearch
 
-from recmatch import indexing
-from recmatch.config import Settings
-from recmatch.errors import ReindexFailed
-from recmatch.es import IndexNames
-from recmatch.models import CandidateIn
+from recmatch.core.config import Settings
+from recmatch.core.errors import ReindexFailed
+from recmatch.core.es import IndexNames
+from recmatch.core.models import CandidateIn
+from recmatch.indexing import reindex as indexing
 
 TITLES = ["Senior Software Engineer", "Registered Nurse", "Data Scientist", "Accountant", "Web Developer"]
 
@@ -162,7 +162,7 @@ def test_killed_reindex_leaves_alias_serving_and_next_run_cleans_up(es, own_sett
     env = {**os.environ, "RECMATCH_ES_URL": own_settings.es_url, "RECMATCH_INDEX_PREFIX": own_settings.index_prefix,
            "RECMATCH_REINDEX_CHUNK_DOCS": "500", "RECMATCH_REINDEX_THREADS": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "recmatch.cli", "reindex", "--source", str(source),
+        [sys.executable, "-m", "recmatch", "reindex", "--source", str(source),
          "--rejects", str(tmp_path / "r.jsonl")],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
-from recmatch.accounts import License, Seat
-from recmatch.tokens import mint_widget_token
+from recmatch.accounts.service import License, Seat
+from recmatch.accounts.tokens import mint_widget_token
 from tests.integration.support import Seats
 
 PIPELINE = {"title": "Data Scientist", "locations": ["Seattle, WA"], "skills": ["Python"], "remote_ok": True}

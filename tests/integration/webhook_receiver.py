@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
-from recmatch.delivery import verify
+from recmatch.webhooks.delivery import verify
 
 Step = Literal["fail", "hang"]
 

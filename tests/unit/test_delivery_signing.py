@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from recmatch.delivery import backoff_seconds, envelope, sign, verify
+from recmatch.webhooks.delivery import backoff_seconds, envelope, sign, verify
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "webhooks.md"

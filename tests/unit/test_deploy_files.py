@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from recmatch.config import ES_VERSION
+from recmatch.core.config import ES_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_PATH = ROOT / "docker-compose.yml"

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from recmatch.documents import candidate_document, infer_seniority
-from recmatch.models import CandidateIn
-from recmatch.taxonomy import Taxonomy
+from recmatch.core.models import CandidateIn
+from recmatch.indexing.documents import candidate_document, infer_seniority
+from recmatch.text.taxonomy import Taxonomy
 
 INDEXED_AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SOFTWARE_DEVELOPERS = "15-1252.00"

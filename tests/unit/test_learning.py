@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from recmatch.learning import (
+from recmatch.core.models import PipelineIn
+from recmatch.ranking.learning import (
     FEATURE_KINDS,
     MAX_EXAMPLES,
     Example,
@@ -19,10 +20,9 @@ from recmatch.learning import (
     record,
     remove_item,
 )
-from recmatch.models import PipelineIn
-from recmatch.query import MAX_BOOST, MAX_LEARNED_PRODUCT, MIN_BOOST, build_query
-from recmatch.taxonomy import Taxonomy
-from recmatch.understand import Understanding, understand
+from recmatch.ranking.query import MAX_BOOST, MAX_LEARNED_PRODUCT, MIN_BOOST, build_query
+from recmatch.ranking.understand import Understanding, understand
+from recmatch.text.taxonomy import Taxonomy
 
 SOFTWARE = "15-1252.00"
 SALES = "41-4012.00"

@@ -8,10 +8,10 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from recmatch.config import ES_VERSION, Settings
-from recmatch.es import IndexNames, load_mapping, mapping_names
-from recmatch.indexing import read_source, validation_reason
-from recmatch.models import CandidateIn
+from recmatch.core.config import ES_VERSION, Settings
+from recmatch.core.es import IndexNames, load_mapping, mapping_names
+from recmatch.core.models import CandidateIn
+from recmatch.indexing.reindex import read_source, validation_reason
 
 VALID = {"candidate_id": "c-1", "name": "Ada Park", "title": "Senior Software Engineer"}
 

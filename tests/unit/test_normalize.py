@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from recmatch.normalize import display_skill, fold, normalize_skill, normalize_title, singular, title_tokens
+from recmatch.text.normalize import display_skill, fold, normalize_skill, normalize_title, singular, title_tokens
 
 ALTERNATE_TITLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "onet" / "Alternate Titles.txt"
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from recmatch.models import PipelineIn
-from recmatch.query import (
+from recmatch.core.models import PipelineIn
+from recmatch.ranking.query import (
     MAX_BOOST,
     MAX_LEARNED_FACTORS,
     MAX_LEARNED_PRODUCT,
@@ -23,9 +23,9 @@ from recmatch.query import (
     build_query,
     widened_radius_km,
 )
-from recmatch.reasons import describe_hit
-from recmatch.taxonomy import Taxonomy
-from recmatch.understand import Understanding, understand
+from recmatch.ranking.reasons import describe_hit
+from recmatch.ranking.understand import Understanding, understand
+from recmatch.text.taxonomy import Taxonomy
 
 SOFTWARE = "15-1252.00"
 WEB = "15-1254.00"

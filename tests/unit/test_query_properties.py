@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from recmatch.learning import Example, LearningState, learned_boosts
-from recmatch.models import PipelineIn
-from recmatch.query import MAX_BOOST, MIN_BOOST, RELAXATION_STEPS, LearnedBoosts, LearnedFactor, build_query
-from recmatch.taxonomy import get_taxonomy
-from recmatch.understand import Understanding, understand
+from recmatch.core.models import PipelineIn
+from recmatch.ranking.learning import Example, LearningState, learned_boosts
+from recmatch.ranking.query import MAX_BOOST, MIN_BOOST, RELAXATION_STEPS, LearnedBoosts, LearnedFactor, build_query
+from recmatch.ranking.understand import Understanding, understand
+from recmatch.text.taxonomy import get_taxonomy
 from tests.unit.test_query import _walk
 
 TAXONOMY = get_taxonomy()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from recmatch.pipelines import RecentPipelines, Seen, StoredPipeline
+from recmatch.pipelines.service import RecentPipelines, Seen, StoredPipeline
 
 
 def _pipeline(**changes: object) -> StoredPipeline:

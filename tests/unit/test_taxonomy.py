@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from recmatch.taxonomy import (
+from recmatch.text.taxonomy import (
     OccupationMatch,
     Taxonomy,
     get_taxonomy,

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from recmatch.models import PipelineIn
-from recmatch.taxonomy import Taxonomy
-from recmatch.understand import TIER_WEIGHTS, Understanding, understand
+from recmatch.core.models import PipelineIn
+from recmatch.ranking.understand import TIER_WEIGHTS, Understanding, understand
+from recmatch.text.taxonomy import Taxonomy
 
 SOFTWARE = "15-1252.00"
 WEB = "15-1254.00"

@@ -11,17 +11,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from recmatch import delivery, geo, observability
-from recmatch.accounts import KeyCache
+from recmatch.accounts.service import KeyCache
 from recmatch.api.errors import Problem, install_error_handlers
 from recmatch.api.routes import account, actions, admin, deliveries, health, share, widget
 from recmatch.api.routes import pipelines as pipeline_routes
-from recmatch.config import Settings, get_settings
-from recmatch.errors import SearchUnavailable
-from recmatch.es import IndexNames, check_server_version, ensure_indices, make_client
-from recmatch.indexing import ensure_candidates_alias
-from recmatch.pipelines import RecentPipelines
-from recmatch.taxonomy import Taxonomy
+from recmatch.core.config import Settings, get_settings
+from recmatch.core.errors import SearchUnavailable
+from recmatch.core.es import IndexNames, check_server_version, ensure_indices, make_client
+from recmatch.indexing.reindex import ensure_candidates_alias
+from recmatch.ops import observability
+from recmatch.pipelines.service import RecentPipelines
+from recmatch.text import geo
+from recmatch.text.taxonomy import Taxonomy
+from recmatch.webhooks import delivery
 
 log = logging.getLogger("recmatch.api")
 

@@ -13,12 +13,12 @@ from elasticsearch import AsyncElasticsearch, Elasticsearch
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from recmatch.accounts import KEY_PREFIX, Principal, authenticate, get_tenant, require_admin, require_matches
-from recmatch.config import Settings
-from recmatch.errors import NotAuthenticated, NotFound, NotPermitted
-from recmatch.es import IndexNames
-from recmatch.taxonomy import Taxonomy
-from recmatch.tokens import read_widget_token, server_secret
+from recmatch.accounts.service import KEY_PREFIX, Principal, authenticate, get_tenant, require_admin, require_matches
+from recmatch.accounts.tokens import read_widget_token, server_secret
+from recmatch.core.config import Settings
+from recmatch.core.errors import NotAuthenticated, NotFound, NotPermitted
+from recmatch.core.es import IndexNames
+from recmatch.text.taxonomy import Taxonomy
 
 bearer = HTTPBearer(auto_error=False, description="a seat's API key")
 

@@ -12,8 +12,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from recmatch.errors import RecmatchError
-from recmatch.observability import current_request_id
+from recmatch.core.errors import RecmatchError
+from recmatch.ops.observability import current_request_id
 
 log = logging.getLogger("recmatch.api")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from recmatch.accounts import License
+from recmatch.accounts.service import License
 from recmatch.api.deps import PrincipalDep
 from recmatch.api.errors import responses
 

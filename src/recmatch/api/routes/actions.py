@@ -7,14 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path
 from pydantic import BaseModel, Field
 
-from recmatch import actions, learning
-from recmatch.actions import Action, ActionOut, DismissIn, InMailIn
+from recmatch.actions import service as actions
+from recmatch.actions.service import Action, ActionOut, DismissIn, InMailIn
 from recmatch.api.deps import EsDep, NamesDep, SecretDep, SettingsDep, TaxonomyDep, ViewerDep
 from recmatch.api.errors import responses
 from recmatch.api.routes.pipelines import PipelinePath
-from recmatch.errors import InvalidInput
-from recmatch.pipelines import StoredPipeline, get_pipeline, update_pipeline
-from recmatch.taxonomy import Taxonomy
+from recmatch.core.errors import InvalidInput
+from recmatch.pipelines.service import StoredPipeline, get_pipeline, update_pipeline
+from recmatch.ranking import learning
+from recmatch.text.taxonomy import Taxonomy
 
 router = APIRouter(prefix="/v1/pipelines/{crm_pipeline_id}", tags=["actions"])
 CandidatePath = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:@\-]{1,128}$")]

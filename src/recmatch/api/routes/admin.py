@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel
 
-from recmatch import indexing
 from recmatch.api.deps import AdminPrincipalDep, SettingsDep, SyncEsDep, TaxonomyDep
 from recmatch.api.errors import responses
-from recmatch.errors import InvalidInput
-from recmatch.models import CandidateIn
+from recmatch.core.errors import InvalidInput
+from recmatch.core.models import CandidateIn
+from recmatch.indexing import reindex as indexing
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 CandidatePath = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:@\-]{1,128}$")]

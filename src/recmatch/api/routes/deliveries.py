@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from recmatch import delivery
 from recmatch.api.deps import AdminPrincipalDep, EsDep, NamesDep
 from recmatch.api.errors import responses
+from recmatch.webhooks import delivery
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 DeliveryPath = Annotated[str, Path(min_length=1, max_length=delivery.MAX_DELIVERY_ID, description="the delivery id")]

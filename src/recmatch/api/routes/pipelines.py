@@ -7,12 +7,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from recmatch import matches, pipelines
 from recmatch.api.deps import EsDep, MatchesPrincipalDep, NamesDep, TaxonomyDep, TodayDep, ViewerDep
 from recmatch.api.errors import Problem, responses
-from recmatch.errors import RecmatchError
-from recmatch.models import PipelineId, PipelineIn
-from recmatch.observability import record_snapshot_lookup
+from recmatch.core.errors import RecmatchError
+from recmatch.core.models import PipelineId, PipelineIn
+from recmatch.matches import service as matches
+from recmatch.ops.observability import record_snapshot_lookup
+from recmatch.pipelines import service as pipelines
 
 router = APIRouter(prefix="/v1", tags=["pipelines"])
 PipelinePath = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:\-]{1,128}$", description="the CRM's pipeline id")]

@@ -10,12 +10,12 @@ from typing import Annotated
 from fastapi import APIRouter, Form
 from fastapi.responses import HTMLResponse
 
-from recmatch import delivery
-from recmatch.actions import action_doc_id, stub_profile
+from recmatch.accounts.tokens import ShareClaims, read_share_token
+from recmatch.actions.service import action_doc_id, stub_profile
 from recmatch.api.deps import EsDep, NamesDep, SecretDep
-from recmatch.errors import InvalidInput, RecmatchError
-from recmatch.es import ignoring, map_es_errors
-from recmatch.tokens import ShareClaims, read_share_token
+from recmatch.core.errors import InvalidInput, RecmatchError
+from recmatch.core.es import ignoring, map_es_errors
+from recmatch.webhooks import delivery
 
 router = APIRouter(tags=["contact share"], include_in_schema=False)
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}$")

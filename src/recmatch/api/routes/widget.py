@@ -11,14 +11,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
-from recmatch import pipelines
-from recmatch.accounts import License, Principal, Seat, get_tenant
+from recmatch.accounts.service import License, Principal, Seat, get_tenant
+from recmatch.accounts.tokens import mint_widget_token, read_widget_token
 from recmatch.api.deps import EsDep, MatchesPrincipalDep, NamesDep, SecretDep, SettingsDep, TaxonomyDep
 from recmatch.api.errors import responses
 from recmatch.api.routes.pipelines import PipelinePath
-from recmatch.errors import NotAuthenticated, NotFound, RecmatchError
-from recmatch.models import PipelineIn
-from recmatch.tokens import mint_widget_token, read_widget_token
+from recmatch.core.errors import NotAuthenticated, NotFound, RecmatchError
+from recmatch.core.models import PipelineIn
+from recmatch.pipelines import service as pipelines
 
 WIDGET_DIR = Path(__file__).resolve().parents[2] / "widget"
 STATIC_DIR = WIDGET_DIR / "static"

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from elasticsearch import AsyncElasticsearch
 
-from recmatch.accounts import License, Seat
-from recmatch.config import Settings
-from recmatch.errors import NotAuthenticated
-from recmatch.es import IndexNames, ignoring, map_es_errors
+from recmatch.accounts.service import License, Seat
+from recmatch.core.config import Settings
+from recmatch.core.errors import NotAuthenticated
+from recmatch.core.es import IndexNames, ignoring, map_es_errors
 
 ALGORITHM = "HS256"
 WIDGET_AUDIENCE = "recmatch:widget"

@@ -31,10 +31,10 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from recmatch.geo import haversine_km
-from recmatch.normalize import normalize_skill, normalize_title
-from recmatch.query import MAX_BOOST, MIN_BOOST, LearnedBoosts, LearnedFactor
-from recmatch.understand import Understanding
+from recmatch.ranking.query import MAX_BOOST, MIN_BOOST, LearnedBoosts, LearnedFactor
+from recmatch.ranking.understand import Understanding
+from recmatch.text.geo import haversine_km
+from recmatch.text.normalize import normalize_skill, normalize_title
 
 __all__ = [
     "DISMISS_REASONS",

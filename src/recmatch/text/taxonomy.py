@@ -1,6 +1,6 @@
 """Occupations from O*NET: job title -> occupation codes, related occupations and skills.
 
-A taxonomy is a JSON file (the shipped demo one is ``recmatch/data/taxonomy.json``; ``scripts/build_taxonomy.py``
+A taxonomy is a JSON file (the shipped demo one is ``recmatch/text/data/taxonomy.json``; ``scripts/build_taxonomy.py``
 writes it, ``import_onet`` + ``write_taxonomy`` make a full one for ``RECMATCH_TAXONOMY_PATH``)::
 
     {"source": "O*NET 29.3 Database, May 2025 Release",
@@ -34,8 +34,8 @@ from typing import Any
 
 import orjson
 
-from recmatch.config import get_settings
-from recmatch.normalize import TITLE_STOPWORDS, normalize_skill, normalize_title
+from recmatch.core.config import get_settings
+from recmatch.text.normalize import TITLE_STOPWORDS, normalize_skill, normalize_title
 
 __all__ = [
     "Occupation",

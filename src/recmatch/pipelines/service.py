@@ -14,13 +14,13 @@ from cachetools import LRUCache
 from elasticsearch import AsyncElasticsearch
 from pydantic import BaseModel, Field
 
-from recmatch.accounts import Principal
-from recmatch.errors import Conflict, NotFound, NotPermitted
-from recmatch.es import IndexNames, ignoring, map_es_errors
-from recmatch.models import PipelineIn
-from recmatch.normalize import normalize_skill, normalize_title
-from recmatch.taxonomy import Taxonomy
-from recmatch.understand import Understanding, understand
+from recmatch.accounts.service import Principal
+from recmatch.core.errors import Conflict, NotFound, NotPermitted
+from recmatch.core.es import IndexNames, ignoring, map_es_errors
+from recmatch.core.models import PipelineIn
+from recmatch.ranking.understand import Understanding, understand
+from recmatch.text.normalize import normalize_skill, normalize_title
+from recmatch.text.taxonomy import Taxonomy
 
 
 class StoredPipeline(PipelineIn):

@@ -10,10 +10,10 @@ from typing import Any
 
 import httpx
 
-from recmatch.errors import RecmatchError
+from recmatch.core.errors import RecmatchError
 
 DEFAULT_PREFIX = "recmatch"  # the index prefix the shipped objects are written for
-DEFAULT_OBJECTS = Path(__file__).resolve().parents[2] / "kibana" / "recmatch.ndjson"
+DEFAULT_OBJECTS = Path(__file__).resolve().parents[3] / "kibana" / "recmatch.ndjson"
 ERROR_BODY_CHARS = 300
 RETRY_PAUSE_S = 3.0
 

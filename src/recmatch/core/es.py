@@ -17,8 +17,8 @@ import elasticsearch
 from elasticsearch import AsyncElasticsearch, Elasticsearch
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from recmatch.config import Settings
-from recmatch.errors import IncompatibleServer, NotFound, RecmatchError, SearchUnavailable
+from recmatch.core.config import Settings
+from recmatch.core.errors import IncompatibleServer, NotFound, RecmatchError, SearchUnavailable
 
 ClientT = TypeVar("ClientT", Elasticsearch, AsyncElasticsearch)
 T = TypeVar("T")
@@ -199,9 +199,9 @@ class IndexNames:
 
 
 def _mappings_dir() -> Path:
-    here = Path(__file__).resolve().parent
-    installed = here / "index_mappings"  # inside a wheel (pyproject force-include)
-    return installed if installed.is_dir() else here.parents[1] / "index_mappings"
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "index_mappings"  # inside a wheel (pyproject force-include)
+    return installed if installed.is_dir() else package.parents[1] / "index_mappings"
 
 
 @cache

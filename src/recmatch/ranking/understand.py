@@ -1,7 +1,7 @@
 """What recmatch understands of a pipeline: occupations, related occupations, skills, places, remote.
 
-Computed once when a pipeline is stored and kept, as ``Understanding.to_dict()``, in the pipeline document, so the
-query builder (``recmatch.query``) never has to look at the taxonomy or the gazetteer again. Location texts that name
+Computed once when a pipeline is stored and kept, as ``Understanding.to_dict()``, in the pipeline document, so the query
+builder (``recmatch.ranking.query``) never has to look at the taxonomy or the gazetteer again. Location texts that name
 no place and do not mean remote land in ``unresolved_locations``: the response reports them back to the CRM.
 """
 
@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any, get_args
 from weakref import WeakKeyDictionary
 
-from recmatch import geo
-from recmatch.geo import PlaceKind
-from recmatch.models import PipelineIn
-from recmatch.normalize import display_skill, normalize_skill, normalize_title
-from recmatch.taxonomy import Taxonomy
+from recmatch.core.models import PipelineIn
+from recmatch.text import geo
+from recmatch.text.geo import PlaceKind
+from recmatch.text.normalize import display_skill, normalize_skill, normalize_title
+from recmatch.text.taxonomy import Taxonomy
 
 __all__ = [
     "MAX_OCCUPATIONS",

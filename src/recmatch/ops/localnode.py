@@ -18,9 +18,9 @@ from pathlib import Path
 
 import httpx
 
-from recmatch.config import Settings
-from recmatch.errors import RecmatchError
-from recmatch.locks import pid_alive
+from recmatch.core.config import Settings
+from recmatch.core.errors import RecmatchError
+from recmatch.indexing.locks import pid_alive
 
 ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
 MIN_JAVA = 21

@@ -6,10 +6,10 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from recmatch import geo
-from recmatch.models import CandidateIn, CandidateLocation, Seniority
-from recmatch.normalize import normalize_skill, normalize_title
-from recmatch.taxonomy import Taxonomy
+from recmatch.core.models import CandidateIn, CandidateLocation, Seniority
+from recmatch.text import geo
+from recmatch.text.normalize import normalize_skill, normalize_title
+from recmatch.text.taxonomy import Taxonomy
 
 # Title words that say the level outright, strongest first.
 _LEVEL_WORDS: tuple[tuple[Seniority, frozenset[str]], ...] = (

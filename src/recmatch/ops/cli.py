@@ -17,8 +17,8 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn,
 from rich.table import Table
 from rich.text import Text
 
-from recmatch.config import get_settings
-from recmatch.errors import RecmatchError
+from recmatch.core.config import get_settings
+from recmatch.core.errors import RecmatchError
 
 app = typer.Typer(help="recmatch: Recommended Matches for recruiting CRMs.", no_args_is_help=True)
 es_app = typer.Typer(help="The local Elasticsearch node (for machines without Docker).", no_args_is_help=True)
@@ -49,7 +49,7 @@ def _run(action: Callable[[], T]) -> T:
 @es_app.command("up")
 def es_up(timeout: Annotated[float, typer.Option(help="seconds to wait for health")] = 180.0) -> None:
     """Fetch (once) and start a local single-node Elasticsearch on 127.0.0.1; reuse it when running."""
-    from recmatch.localnode import LocalNode
+    from recmatch.ops.localnode import LocalNode
 
     node = LocalNode(get_settings())
     status = _run(lambda: node.up(say=console.print, timeout=timeout))
@@ -59,7 +59,7 @@ def es_up(timeout: Annotated[float, typer.Option(help="seconds to wait for healt
 @es_app.command("down")
 def es_down() -> None:
     """Stop the local node."""
-    from recmatch.localnode import LocalNode
+    from recmatch.ops.localnode import LocalNode
 
     _run(lambda: LocalNode(get_settings()).down(say=console.print))
 
@@ -67,7 +67,7 @@ def es_down() -> None:
 @es_app.command("status")
 def es_status() -> None:
     """Say whether the local node runs, and where its logs are; exit 1 when it does not."""
-    from recmatch.localnode import LocalNode
+    from recmatch.ops.localnode import LocalNode
 
     status = LocalNode(get_settings()).status()
     typer.echo(status.describe())
@@ -95,8 +95,8 @@ def reindex(
     rollback: Annotated[bool, typer.Option("--rollback", help="point the alias back at the previous index")] = False,
 ) -> None:
     """Load candidates into a new index and swap the alias to it atomically (or roll back)."""
-    from recmatch import indexing
-    from recmatch.es import make_client
+    from recmatch.core.es import make_client
+    from recmatch.indexing import reindex as indexing
 
     settings = get_settings()
     if threshold is not None:
@@ -150,8 +150,8 @@ def reindex(
 @app.command()
 def sample(title: Annotated[str, typer.Argument(help="a job title to search for")] = "software engineer") -> None:
     """Print the alias, its count and the top candidates for a title (a quick look at the index)."""
-    from recmatch.es import IndexNames, make_client, map_es_errors
-    from recmatch.normalize import normalize_title
+    from recmatch.core.es import IndexNames, make_client, map_es_errors
+    from recmatch.text.normalize import normalize_title
 
     settings = get_settings()
     names = IndexNames(settings.index_prefix)
@@ -190,7 +190,7 @@ app.add_typer(taxonomy_app, name="taxonomy")
 def _with_async_es(work: Callable[..., Any]) -> Any:
     """Run an async service function with a fresh async client and the cluster's indices in place."""
     from recmatch.api.app import prepare_cluster
-    from recmatch.es import run_with_async_client
+    from recmatch.core.es import run_with_async_client
 
     settings = get_settings()
 
@@ -213,7 +213,7 @@ def tenants_create(
     crm_supports_matches: Annotated[bool, typer.Option(help="the CRM supports Recommended Matches")] = True,
 ) -> None:
     """Create a tenant and print its id and webhook signing secret (shown once)."""
-    from recmatch import accounts
+    from recmatch.accounts import service as accounts
 
     tenant = _with_async_es(lambda es, names: accounts.create_tenant(
         es=es, names=names, name=name, crm_provider=crm, tenant_id=tenant_id, webhook_url=webhook_url,
@@ -231,7 +231,7 @@ def seats_create(
     license: Annotated[str, typer.Option(help="recruiter | hiring_collaborator | admin")] = "recruiter",
 ) -> None:
     """Create a seat and print its API key once (only its hash is stored)."""
-    from recmatch import accounts
+    from recmatch.accounts import service as accounts
 
     try:
         seat_license = accounts.License(license)
@@ -249,7 +249,7 @@ def taxonomy_import(
     out: Annotated[Path, typer.Option(help="where to write the taxonomy JSON")] = Path("var/taxonomy-onet.json"),
 ) -> None:
     """Build a full taxonomy from the official O*NET files; use it with RECMATCH_TAXONOMY_PATH."""
-    from recmatch.taxonomy import import_onet, write_taxonomy
+    from recmatch.text.taxonomy import import_onet, write_taxonomy
 
     started = time.perf_counter()
     data = import_onet(onet)
@@ -270,7 +270,7 @@ def serve(
     """Run the API (uvicorn)."""
     import uvicorn
 
-    from recmatch import observability
+    from recmatch.ops import observability
 
     observability.prepare_metrics_dir(workers)  # several processes share one set of metrics
     uvicorn.run("recmatch.api.app:create_app", factory=True, host=host, port=port, workers=workers,
@@ -284,7 +284,7 @@ def refresh(
     """Compute today's snapshot of every pipeline used recently (run it daily, e.g. from cron)."""
     from datetime import UTC, datetime
 
-    from recmatch.matches import refresh_active
+    from recmatch.matches.service import refresh_active
 
     today = datetime.now(UTC).date()
     computed, kept = _with_async_es(
@@ -306,10 +306,12 @@ def demo(
     serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="run the API at the end")] = True,
 ) -> None:
     """Demo data, a demo tenant with an admin seat, a synced demo pipeline; prints a key and a curl, then serves."""
-    from recmatch import accounts, indexing, pipelines
-    from recmatch.es import IndexNames, make_client
-    from recmatch.models import PipelineIn
-    from recmatch.taxonomy import get_taxonomy
+    from recmatch.accounts import service as accounts
+    from recmatch.core.es import IndexNames, make_client
+    from recmatch.core.models import PipelineIn
+    from recmatch.indexing import reindex as indexing
+    from recmatch.pipelines import service as pipelines
+    from recmatch.text.taxonomy import get_taxonomy
 
     settings = get_settings()
     es = make_client(settings)
@@ -364,7 +366,7 @@ def deliver(
     import logging
     import signal
 
-    from recmatch import delivery
+    from recmatch.webhooks import delivery
 
     settings = get_settings()
     name = worker_id or delivery.default_worker_id()
@@ -380,7 +382,7 @@ def deliver(
         raise typer.Exit(1 if done.errors else 0)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("elastic_transport", "httpx"):  # a line per request; recmatch.delivery logs each delivery
+    for chatty in ("elastic_transport", "httpx"):  # a line per request; recmatch.webhooks.delivery logs each delivery
         logging.getLogger(chatty).setLevel(logging.WARNING)
 
     async def forever(es: Any, names: Any) -> None:
@@ -412,7 +414,7 @@ def kibana_import(
     password: Annotated[str | None, typer.Option(envvar="KIBANA_PASSWORD", help="that user's password")] = None,
 ) -> None:
     """Load the data views, the hiring-signals dashboard and the dead-deliveries search into Kibana."""
-    from recmatch import kibana
+    from recmatch.ops import kibana
 
     objects = file or kibana.DEFAULT_OBJECTS
     if not objects.is_file():

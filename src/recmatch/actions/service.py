@@ -14,13 +14,14 @@ import orjson
 from elasticsearch import AsyncElasticsearch
 from pydantic import BaseModel, Field
 
-from recmatch import delivery, learning
-from recmatch.accounts import Principal
-from recmatch.config import Settings
-from recmatch.errors import Conflict, LimitReached, NotFound
-from recmatch.es import IndexNames, ignoring, map_es_errors
-from recmatch.pipelines import StoredPipeline, get_pipeline, update_pipeline
-from recmatch.tokens import ShareClaims, mint_share_token
+from recmatch.accounts.service import Principal
+from recmatch.accounts.tokens import ShareClaims, mint_share_token
+from recmatch.core.config import Settings
+from recmatch.core.errors import Conflict, LimitReached, NotFound
+from recmatch.core.es import IndexNames, ignoring, map_es_errors
+from recmatch.pipelines.service import StoredPipeline, get_pipeline, update_pipeline
+from recmatch.ranking import learning
+from recmatch.webhooks import delivery
 
 
 class Action(StrEnum):

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import elasticsearch
 from elasticsearch import Elasticsearch
 
-from recmatch.errors import Conflict
+from recmatch.core.errors import Conflict
 
 HEARTBEAT_EVERY = 15.0
 

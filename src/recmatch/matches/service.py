@@ -13,15 +13,15 @@ from elasticsearch import AsyncElasticsearch
 from elasticsearch.helpers import async_scan
 from pydantic import BaseModel, Field
 
-from recmatch.accounts import Principal
-from recmatch.errors import InvalidInput, NotFound, RecmatchError, SearchUnavailable
-from recmatch.es import IndexNames, ignoring, map_es_errors
-from recmatch.learning import LearningState, learned_boosts
-from recmatch.pipelines import RecentPipelines, StoredPipeline, get_pipeline, pipeline_doc_id, touch_pipeline
-from recmatch.query import LearnedBoosts, applicable_steps, build_query
-from recmatch.reasons import Wording
+from recmatch.accounts.service import Principal
+from recmatch.core.errors import InvalidInput, NotFound, RecmatchError, SearchUnavailable
+from recmatch.core.es import IndexNames, ignoring, map_es_errors
+from recmatch.pipelines.service import RecentPipelines, StoredPipeline, get_pipeline, pipeline_doc_id, touch_pipeline
+from recmatch.ranking.learning import LearningState, learned_boosts
+from recmatch.ranking.query import LearnedBoosts, applicable_steps, build_query
+from recmatch.ranking.reasons import Wording
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("recmatch.matches")
 
 LIST_SIZE = 125
 UNSTORED_AT_MOST = timedelta(minutes=1)  # a list served from memory while it is stored: never longer than this

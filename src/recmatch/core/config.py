@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     local_es_user: str = "recmatch-es"
     java_home: Path | None = Field(default=None, description="a JDK >= 21 for the local node; else searched")
 
-    # Delivery of outbox entries to the CRM and messaging webhooks (recmatch.delivery).
+    # Delivery of outbox entries to the CRM and messaging webhooks (recmatch.webhooks.delivery).
     delivery_max_attempts: int = Field(default=8, ge=1, le=50, description="tries before an entry is dead")
     delivery_backoff_base: float = Field(default=60.0, gt=0, le=3600,
                                          description="seconds before the 2nd try; doubles each try, plus jitter")

@@ -35,10 +35,10 @@ from pythonjsonlogger.json import JsonFormatter
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from recmatch.config import Settings
-from recmatch.es import IndexNames, client_options
+from recmatch.core.config import Settings
+from recmatch.core.es import IndexNames, client_options
 
-log = logging.getLogger("recmatch.observability")
+log = logging.getLogger("recmatch.ops.observability")
 access_log = logging.getLogger("recmatch.access")
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -213,12 +213,12 @@ class InstrumentedAsyncElasticsearch(AsyncElasticsearch):
 
 
 def instrumented_client(settings: Settings) -> Elasticsearch:
-    """recmatch.es.make_client, instrumented (es.options() copies keep the class)."""
+    """recmatch.core.es.make_client, instrumented (es.options() copies keep the class)."""
     return InstrumentedElasticsearch(**client_options(settings))
 
 
 def instrumented_async_client(settings: Settings) -> AsyncElasticsearch:
-    """recmatch.es.make_async_client, instrumented (es.options() copies keep the class)."""
+    """recmatch.core.es.make_async_client, instrumented (es.options() copies keep the class)."""
     return InstrumentedAsyncElasticsearch(**client_options(settings))
 
 

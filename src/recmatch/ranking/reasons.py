@@ -1,6 +1,6 @@
 """PURE: why a candidate is on a list, in plain words, from a hit's ``matched_queries`` and ``_source``.
 
-The clause names are those ``recmatch.query`` writes (its module docstring has the grammar).
+The clause names are those ``recmatch.ranking.query`` writes (its module docstring has the grammar).
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from recmatch.geo import haversine_km
-from recmatch.understand import PipelineLocation, Understanding
+from recmatch.ranking.understand import PipelineLocation, Understanding
+from recmatch.text.geo import haversine_km
 
 __all__ = ["HitExplanation", "Wording", "describe_hit", "matched_names"]
 

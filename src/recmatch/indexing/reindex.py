@@ -18,13 +18,13 @@ from elasticsearch import Elasticsearch, helpers
 from pydantic import ValidationError
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
-from recmatch.config import Settings
-from recmatch.documents import candidate_document
-from recmatch.errors import InvalidInput, NotFound, ReindexFailed
-from recmatch.es import IndexNames, ensure_indices, load_mapping, map_es_errors
-from recmatch.locks import Lock, cluster_lock
-from recmatch.models import CandidateIn
-from recmatch.taxonomy import Taxonomy, get_taxonomy
+from recmatch.core.config import Settings
+from recmatch.core.errors import InvalidInput, NotFound, ReindexFailed
+from recmatch.core.es import IndexNames, ensure_indices, load_mapping, map_es_errors
+from recmatch.core.models import CandidateIn
+from recmatch.indexing.documents import candidate_document
+from recmatch.indexing.locks import Lock, cluster_lock
+from recmatch.text.taxonomy import Taxonomy, get_taxonomy
 
 Progress = Callable[[int, int], None]  # (source bytes read, documents indexed)
 

@@ -15,7 +15,7 @@ non-negative: every clause adds a non-negative amount, proximity is a factor in 
 boosts are factors in [MIN_BOOST, MAX_BOOST]. Proximity is its own ``function_score`` because it is the *best* of
 one decay per place (score_mode max) while learned boosts multiply (score_mode multiply); one list cannot do both.
 
-Clause names (``_name``; each hit's ``matched_queries`` lists those it matched — ``recmatch.reasons`` turns them
+Clause names (``_name``; each hit's ``matched_queries`` lists those it matched — ``recmatch.ranking.reasons`` turns them
 into words)::
 
     title.exact                         normalised title equals the pipeline's
@@ -52,7 +52,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from recmatch.understand import PipelineLocation, Understanding
+from recmatch.ranking.understand import PipelineLocation, Understanding
 
 __all__ = [
     "MAX_BOOST",

@@ -24,10 +24,10 @@ from elasticsearch import AsyncElasticsearch
 from pydantic import BaseModel
 from tenacity import RetryCallState, Retrying, wait_exponential, wait_random
 
-from recmatch import accounts
-from recmatch.config import Settings
-from recmatch.errors import Conflict, InvalidInput, NotFound, RecmatchError
-from recmatch.es import IndexNames, ignoring, map_es_errors
+from recmatch.accounts import service as accounts
+from recmatch.core.config import Settings
+from recmatch.core.errors import Conflict, InvalidInput, NotFound, RecmatchError
+from recmatch.core.es import IndexNames, ignoring, map_es_errors
 
 log = logging.getLogger("recmatch.delivery")
 

@@ -17,8 +17,8 @@ from cachetools import TTLCache
 from elasticsearch import AsyncElasticsearch
 from pydantic import BaseModel, Field, SecretStr
 
-from recmatch.errors import InvalidInput, NotAuthenticated, NotFound, NotPermitted, SearchUnavailable
-from recmatch.es import IndexNames, ignoring, map_es_errors
+from recmatch.core.errors import InvalidInput, NotAuthenticated, NotFound, NotPermitted, SearchUnavailable
+from recmatch.core.es import IndexNames, ignoring, map_es_errors
 
 KEY_PREFIX = "rm_"
 TENANT_ID = re.compile(r"[a-z0-9][a-z0-9\-]{0,39}")

@@ -1,0 +1,1 @@
+"""Tenants, seats, API keys, feature gates and signed tokens."""

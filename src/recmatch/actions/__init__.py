@@ -1,0 +1,1 @@
+"""Recruiter actions (save, InMail, export, dismiss): recording, quotas and idempotency."""

@@ -1,0 +1,1 @@
+"""Settings, domain errors, the Elasticsearch client and index names, the shared input models."""

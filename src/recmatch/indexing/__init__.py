@@ -1,0 +1,1 @@
+"""Candidate documents, the zero-downtime reindex, live upsert and erase, cluster locks."""

@@ -1,0 +1,1 @@
+"""The list service: rank, relax, snapshots and the daily refresh."""

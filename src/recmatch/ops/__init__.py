@@ -1,0 +1,1 @@
+"""Operating recmatch: observability, the local Elasticsearch node, Kibana and the CLI."""

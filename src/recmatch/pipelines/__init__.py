@@ -1,0 +1,1 @@
+"""Pipelines synced from the CRM: the owner of the pipelines index."""

@@ -1,0 +1,1 @@
+"""Deliveries to CRM and messaging webhooks: the outbox, the worker and signing."""
