@@ -378,6 +378,17 @@ def _drop(task: asyncio.Task[Any] | None) -> None:
         task.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
+async def listed_candidate_ids(*, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline) -> list[str]:
+    """The candidates of the pipeline's newest stored list, in rank order (none before a list is stored)."""
+    if not pipeline.listed_snapshot:
+        return []
+    with map_es_errors("reading a snapshot"):
+        found = await ignoring(es, 404).get(index=names.index("snapshots"),
+                                            id=_snapshot_id(pipeline, pipeline.listed_snapshot),
+                                            source_includes=["candidate_ids"])
+    return list(found["_source"].get("candidate_ids") or ()) if found.get("found") else []
+
+
 def _snapshot_id(pipeline: StoredPipeline, key: str) -> str:
     return f"{pipeline_doc_id(pipeline.tenant_id, pipeline.crm_pipeline_id)}:{key}"
 
