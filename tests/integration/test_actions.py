@@ -194,9 +194,14 @@ def test_dismissals_alone_teach_nothing_and_the_dismissed_stay_out(world: World)
         assert world.act(crm_id, candidate_id, "dismiss", {"reason": "title"}).status_code == 200
     learned = world.client.get(f"/v1/pipelines/{crm_id}/learned", headers=world.headers()).json()
     assert learned["learning_version"] == 3 and learned["items"] == []  # nothing to tell the dismissed apart from
+    assert learned["examples"] == 3
     second = world.listing(crm_id, page_size=125, explain=True)  # read-your-writes: the very next list
     assert second["snapshot"].endswith("-l3") and _learned_functions(second) == []
     assert not set(dismissed) & {c["candidate_id"] for c in second["candidates"]}
+    # Acting on the 4th of the new list's first page: the three above it were read and passed over.
+    fourth = second["candidates"][3]["candidate_id"]
+    assert world.act(crm_id, fourth, "save").status_code == 200
+    assert world.client.get(f"/v1/pipelines/{crm_id}/learned", headers=world.headers()).json()["examples"] == 7
 
 
 def test_the_next_list_reflects_what_separates_saves_from_dismissals_and_delete_forgets_it(world: World):
