@@ -12,6 +12,7 @@ from recmatch.core.models import PipelineIn
 from recmatch.ranking.learning import (
     FEATURE_KINDS,
     MAX_EXAMPLES,
+    MAX_FACTORS,
     Example,
     LearningState,
     describe,
@@ -154,8 +155,11 @@ def test_learned_boosts_feed_the_query_builder_bounded(austin: Understanding) ->
     saves = [developer(n, skills=("python", "kubernetes"), company="Tern Systems", years=15.0) for n in range(6)]
     dismissals = [developer(10 + n, signal="dismiss", reason="other", occupation_codes=(SALES,), years=1.0)
                   for n in range(6)]
-    boosts = learned_boosts(state_of(*saves, *dismissals), understanding=austin)
-    assert boosts is not None
+    state = state_of(*saves, *dismissals)
+    boosts = learned_boosts(state, understanding=austin)
+    assert boosts is not None and len(boosts.factors) <= MAX_FACTORS
+    shown = {f"{item.kind}:{item.key}" for item in describe(state, understanding=austin)}
+    assert shown and shown <= {factor.name for factor in boosts.factors}  # says what it applies, nothing else
     body = build_query(understanding=austin, boosts=boosts, exclude_ids=["c-1"])
     outer = body["query"]["function_score"]
     assert outer["functions"] and all(MIN_BOOST <= f["weight"] <= MAX_BOOST for f in outer["functions"])

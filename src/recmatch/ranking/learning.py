@@ -62,7 +62,7 @@ MAX_EXAMPLES = 300  # the newest examples a pipeline keeps
 VAGUE_WEIGHT = 0.5  # an "other" (or reasonless) dismissal: a negative on every kind, at this weight
 PASSED_WEIGHT = 0.2  # shown on a worked page and passed over: a weak negative on every kind
 MIN_LOG_WEIGHT = 0.15  # smaller weights (factors within ×0.86–×1.16) only break ties: left out
-MAX_FACTORS = 16  # the strongest factors the query gets: the body and its cost stay bounded
+MAX_FACTORS = 10  # the strongest factors the query gets: the body and its cost stay bounded
 YEARS_THRESHOLDS = (2, 4, 6, 8, 10, 12, 15, 20, 25)
 DISTANCE_KM = (10, 20, 30, 40, 60, 100, 250)
 _FORMAT_VERSION = 2
@@ -444,7 +444,7 @@ def describe(
     items: list[LearnedItem] = []
     shown_ordinal: set[str] = set()
     nouns = _nouns(state)
-    for weight in fit(state, understanding):
+    for weight in fit(state, understanding)[:MAX_FACTORS]:  # what the query applies, and only that
         kind = FEATURE_KINDS[weight.kind]
         if kind.ordinal:
             if weight.kind in shown_ordinal:
