@@ -15,8 +15,9 @@ from recmatch.core.es import make_client
 
 
 def _answers(url: str) -> bool:
+    """The first node RECMATCH_ES_URL names (it may name several, comma-separated) answers."""
     try:
-        return httpx.get(f"{url}/_cluster/health", timeout=3.0).status_code == 200
+        return httpx.get(f"{url.split(',')[0].rstrip('/')}/_cluster/health", timeout=3.0).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -41,7 +42,7 @@ def es_url() -> Iterator[str]:
     """RECMATCH_ES_URL if it answers; else a testcontainers node when Docker runs; else the local node."""
     url = os.environ.get("RECMATCH_ES_URL")
     if url and _answers(url):
-        yield url.rstrip("/")
+        yield ",".join(host.strip().rstrip("/") for host in url.split(","))
         return
     if _docker_engine_answers():
         from testcontainers.elasticsearch import ElasticSearchContainer
