@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from recmatch.core.models import PipelineIn
-from recmatch.ranking.learning import Example, LearningState, learned_boosts
+from recmatch.ranking.learning import FEATURE_KINDS, Example, LearningState, learned_boosts
 from recmatch.ranking.query import MAX_BOOST, MIN_BOOST, RELAXATION_STEPS, LearnedBoosts, LearnedFactor, build_query
 from recmatch.ranking.understand import Understanding, understand
 from recmatch.text.taxonomy import get_taxonomy
@@ -127,7 +127,10 @@ def _reference_keys() -> frozenset[str]:
                          skills=("excel",), title_norm="sales agent", company="Globex", seniority="junior", years=1.0,
                          geo=(52.5, 13.4)) for n in range(4)]
     learned = learned_boosts(LearningState(examples=tuple(examples)), understanding=rich)
-    assert learned is not None and {f.name.split(":")[0] for f in learned.factors} >= {"skills", "years", "distance"}
+    assert learned is not None
+    every_kind = tuple(LearnedFactor(name=f"{kind.name}:{key}", filter=kind.clause(key, rich) or {}, weight=1.5)
+                       for kind in FEATURE_KINDS.values() for key in kind.keys(examples[0], rich)[:1])
+    learned = LearnedBoosts(factors=learned.factors + every_kind)
     keys: set[str] = set()
     for relax in ((), RELAXATION_STEPS):
         body = build_query(understanding=rich, boosts=learned, exclude_ids=["c-1"], relax=relax)
