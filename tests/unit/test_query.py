@@ -12,9 +12,12 @@ import pytest
 from recmatch.core.models import PipelineIn
 from recmatch.ranking.query import (
     MAX_BOOST,
+    MAX_LEARNED_FACTORS,
+    MAX_LEARNED_PRODUCT,
     MIN_BOOST,
     RELAXATION_STEPS,
     LearnedBoosts,
+    LearnedFactor,
     applicable_steps,
     baseline_query,
     build_query,
@@ -222,29 +225,35 @@ def test_country_location_filters_by_country_code():
 # -- learned boosts and exclusions ---------------------------------------------------------------------------------
 
 
+def _factor(name: str, field: str, value: object, weight: float) -> LearnedFactor:
+    return LearnedFactor(name=name, filter={"term": {field: value}}, weight=weight)
+
+
 def test_learned_boosts_become_filtered_weight_functions_that_multiply():
-    boosts = LearnedBoosts(
-        occupation_codes={WEB: 1.5}, skills={"K8s": 1.2}, companies={"Acme Pay": 1.3}, seniority={"senior": 1.1},
-        regions={"US-TX": 1.4, "GB": 1.2},
-    )
+    boosts = LearnedBoosts(factors=(
+        _factor(f"occupation_codes:{WEB}", "occupation_codes", WEB, 1.5),
+        _factor("skills:kubernetes", "skills", "kubernetes", 1.2),
+        LearnedFactor(name="years:8+", filter={"range": {"years_experience": {"gte": 8.0}}}, weight=2.5),
+    ))
     ranking = build_query(understanding=_understand(title="Backend Engineer"), boosts=boosts)["query"]["function_score"]
     assert (ranking["score_mode"], ranking["boost_mode"]) == ("multiply", "multiply")
+    assert ranking["max_boost"] == MAX_LEARNED_PRODUCT
     assert ranking["functions"] == [
         {"filter": {"term": {"occupation_codes": WEB}}, "weight": 1.5},
         {"filter": {"term": {"skills": "kubernetes"}}, "weight": 1.2},
-        {"filter": {"term": {"company.keyword": "Acme Pay"}}, "weight": 1.3},
-        {"filter": {"term": {"seniority": "senior"}}, "weight": 1.1},
-        {"filter": {"bool": {"filter": [{"term": {"location.country": "GB"}}]}}, "weight": 1.2},
-        {"filter": {"bool": {"filter": [{"term": {"location.country": "US"}}, {"term": {"location.region": "TX"}}]}},
-         "weight": 1.4},
+        {"filter": {"range": {"years_experience": {"gte": 8.0}}}, "weight": 2.5},
     ]
 
 
 def test_a_negative_signal_multiplies_by_a_factor_below_one_and_nothing_goes_negative():
-    boosts = LearnedBoosts(companies={"Globex": 0.6}, seniority={"junior": -3.0}, skills={"python": 9.0})
+    boosts = LearnedBoosts(factors=(
+        _factor("companies:globex", "company.keyword", "globex", 0.6),
+        _factor("seniority:junior", "seniority", "junior", -3.0),
+        _factor("skills:python", "skills", "python", 9.0),
+    ))
     body = build_query(understanding=_understand(**BACKEND_AUSTIN), boosts=boosts)
     functions = body["query"]["function_score"]["functions"]
-    assert {"filter": {"term": {"company.keyword": "Globex"}}, "weight": 0.6} in functions
+    assert {"filter": {"term": {"company.keyword": "globex"}}, "weight": 0.6} in functions
     assert {"filter": {"term": {"seniority": "junior"}}, "weight": MIN_BOOST} in functions  # clamped
     assert {"filter": {"term": {"skills": "python"}}, "weight": MAX_BOOST} in functions  # clamped
     weights = [value for key, value in _walk(body) if key == "weight"]
@@ -253,14 +262,19 @@ def test_a_negative_signal_multiplies_by_a_factor_below_one_and_nothing_goes_neg
     assert boosts_in_body and all(boost >= 0 for boost in boosts_in_body)
 
 
-def test_neutral_learned_boosts_add_no_function():
-    boosts = LearnedBoosts(skills={"python": 1.0}, regions={"": 1.5})
-    body = build_query(understanding=_understand(title="Backend Engineer"), boosts=boosts)
+def test_neutral_learned_boosts_add_no_function_and_the_body_stays_bounded():
+    neutral = LearnedBoosts(factors=(_factor("skills:python", "skills", "python", 1.0),
+                                     LearnedFactor(name="x", filter={}, weight=2.0)))
+    body = build_query(understanding=_understand(title="Backend Engineer"), boosts=neutral)
     assert body["query"]["function_score"]["functions"] == []
+    many = LearnedBoosts(factors=tuple(_factor(f"skills:s{n}", "skills", f"s{n}", 2.0) for n in range(100)))
+    body = build_query(understanding=_understand(title="Backend Engineer"), boosts=many)
+    assert len(body["query"]["function_score"]["functions"]) == MAX_LEARNED_FACTORS
 
 
 def test_learned_boosts_round_trip_through_a_dict():
-    boosts = LearnedBoosts(occupation_codes={WEB: 1.5}, companies={"Globex": 0.6})
+    boosts = LearnedBoosts(factors=(_factor(f"occupation_codes:{WEB}", "occupation_codes", WEB, 1.5),
+                                    _factor("companies:globex", "company.keyword", "globex", 0.6)))
     assert LearnedBoosts.from_dict(json.loads(json.dumps(boosts.to_dict()))) == boosts
 
 
@@ -387,7 +401,7 @@ def test_unknown_relaxation_step_is_refused():
 
 def test_inputs_are_not_mutated_and_each_body_is_fresh():
     understanding = _understand(**BACKEND_AUSTIN, remote_ok=True)
-    boosts = LearnedBoosts(companies={"Globex": 0.6}, regions={"US-TX": 1.2})
+    boosts = LearnedBoosts(factors=(_factor("companies:globex", "company.keyword", "globex", 0.6),))
     exclude = ["c-9", "c-1"]
     relax = ["wider_radius", "fewer_skills"]
     before = (understanding.to_dict(), boosts.to_dict(), list(exclude), list(relax))

@@ -22,6 +22,7 @@ from recmatch.core.config import Settings
 from recmatch.core.errors import Conflict, NotFound, SearchUnavailable
 from recmatch.core.es import IndexNames, ignoring, map_es_errors
 from recmatch.core.ids import action_delivery_id, action_state_id, contact_delivery_id, event_id
+from recmatch.matches.snapshots import listed_candidate_ids
 from recmatch.pipelines.service import StoredPipeline, get_pipeline, update_pipeline
 from recmatch.ranking import learning
 from recmatch.webhooks import outbox
@@ -112,13 +113,15 @@ async def perform(
         raise Conflict(f"another action on {candidate_id} was recorded at the same moment; retry") from None
 
     # The status is recorded (the guard against doing it twice); the rest is independent: write it at once.
-    features = learning.features_of(candidate)
     reason = dismissal.reason if dismissal else None
+    example = learning.example_of({**candidate, "candidate_id": candidate_id}, signal=spec.learning_signal,
+                                  reason=reason)
+    passed = await _passed_over(es=es, names=names, pipeline=pipeline, candidate_id=candidate_id)
     _, learned, (delivery_id, share_url) = await asyncio.gather(
         _record_event(es=es, names=names, principal=principal, pipeline=pipeline, candidate_id=candidate_id,
                       action=action.value, reason=reason, candidate=candidate, at=now),
         update_pipeline(es=es, names=names, pipeline=pipeline, change=lambda current: _learn(
-            current, features=features, signal=spec.learning_signal, candidate_id=candidate_id, reason=reason)),
+            current, example=example, passed=passed, candidate_id=candidate_id)),
         _tell(es=es, names=names, settings=settings, secret=secret, principal=principal, pipeline=pipeline,
               candidate_id=candidate_id, candidate=candidate, action=action, inmail=inmail),
     )
@@ -127,12 +130,37 @@ async def perform(
                      learning_version=learned.learning_version)
 
 
-def _learn(current: StoredPipeline, *, features: learning.CandidateFeatures, signal: str, candidate_id: str,
-           reason: learning.DismissReason | None) -> dict[str, Any]:
-    counts = learning.FeedbackCounts.from_dict(current.learned) if current.learned else learning.FeedbackCounts()
-    counts = learning.record(counts, features=features, signal=signal, reason=reason)
+PAGE = 25  # the widget's page: what a recruiter reads before acting
+
+
+async def _passed_over(*, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline,
+                       candidate_id: str) -> list[learning.Example]:
+    """The candidates shown above this one on its page of the pipeline's current list and not acted on: the
+    recruiter read them and passed them over (weak negatives for learning)."""
+    ranked = await listed_candidate_ids(es=es, names=names, pipeline=pipeline)
+    if candidate_id not in ranked:
+        return []
+    rank = ranked.index(candidate_id)
+    acted = set(pipeline.acted_candidate_ids)
+    above = [cid for cid in ranked[rank - rank % PAGE:rank] if cid not in acted]
+    if not above:
+        return []
+    with map_es_errors("reading the candidates passed over"):
+        found = await es.mget(index=names.candidates, ids=above)
+    return [learning.example_of({**doc["_source"], "candidate_id": doc["_id"]}, signal="passed")
+            for doc in found["docs"] if doc.get("found")]
+
+
+def _learn(current: StoredPipeline, *, example: learning.Example, passed: list[learning.Example],
+           candidate_id: str) -> dict[str, Any]:
+    state = learning.LearningState.from_dict(current.learned)
+    known = {old.candidate_id for old in state.examples}
+    for shown in passed:  # once each: what the recruiter did later to a candidate replaces a pass
+        if shown.candidate_id not in known:
+            state = learning.record(state, example=shown)
+    state = learning.record(state, example=example)
     acted = [*current.acted_candidate_ids, candidate_id][-5000:]  # bounded: the most recent acted-on candidates
-    return {"learned": counts.to_dict(), "learning_version": current.learning_version + 1,
+    return {"learned": state.to_dict(), "learning_version": current.learning_version + 1,
             "acted_candidate_ids": acted}
 
 

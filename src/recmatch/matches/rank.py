@@ -12,7 +12,7 @@ from recmatch.core.errors import SearchUnavailable
 from recmatch.core.es import IndexNames, map_es_errors
 from recmatch.matches.snapshots import Snapshot, SnapshotEntry, previous_day_ids, snapshot_key
 from recmatch.pipelines.service import StoredPipeline
-from recmatch.ranking.learning import FeedbackCounts, home_regions, learned_boosts
+from recmatch.ranking.learning import LearningState, learned_boosts
 from recmatch.ranking.query import LearnedBoosts, applicable_steps, build_query
 from recmatch.ranking.reasons import Wording
 
@@ -23,8 +23,7 @@ def pipeline_boosts(pipeline: StoredPipeline) -> LearnedBoosts | None:
     """What the ranking learned from this pipeline's actions (None before any)."""
     if not pipeline.learned:
         return None
-    return learned_boosts(FeedbackCounts.from_dict(pipeline.learned),
-                          home_regions=home_regions(pipeline.understanding))
+    return learned_boosts(LearningState.from_dict(pipeline.learned), understanding=pipeline.understanding)
 
 
 async def compute_snapshot(

@@ -56,6 +56,16 @@ def snapshot_id(pipeline: StoredPipeline, key: str) -> str:
     return ids.snapshot_doc_id(pipeline.tenant_id, pipeline.crm_pipeline_id, key)
 
 
+async def listed_candidate_ids(*, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline) -> list[str]:
+    """The candidates of the pipeline's newest stored list, in rank order (none before a list is stored)."""
+    if not pipeline.listed_snapshot:
+        return []
+    with map_es_errors("reading a snapshot"):
+        found = await ignoring(es, 404).get(index=names.snapshots, id=snapshot_id(pipeline, pipeline.listed_snapshot),
+                                            source_includes=["candidate_ids"])
+    return list(found["_source"].get("candidate_ids") or ()) if found.get("found") else []
+
+
 async def load_snapshot(
     *, es: AsyncElasticsearch, names: IndexNames, tenant_id: str, crm_pipeline_id: str, key: str
 ) -> Snapshot | None:

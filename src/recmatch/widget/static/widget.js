@@ -76,6 +76,7 @@
     limits: new Map(), // action -> detail of the 429
     loadSeq: 0,
     expired: false,
+    learnedOpen: false, // the learned strip shows all its items
   };
 
   const { $, el } = window.recmatchDom;  // dom.js
@@ -275,20 +276,59 @@
 
   // -- learned from your activity -------------------------------------------------------------------------------------
 
+  const LEARNED_SHOWN = 3; // lines in the strip; the rest is behind "More"
+  const EMPTY_LEARNED = $("learned-empty").textContent;
+
   function renderLearned(learned) {
     const section = $("learned");
     section.hidden = false;
     state.learningVersion = learned.learning_version;
-    const items = (learned.items || []).map((item) => el("li", {
+    const all = learned.items || [];
+    const items = all.map((item, index) => el("li", {
       class: `rm-chip rm-chip--${item.direction === "less" ? "less" : "more"}`,
-      dataset: { kind: item.kind, direction: item.direction },
-    }, icon(item.direction === "less" ? "down" : "up"), item.text));
+      dataset: { kind: item.kind, key: item.key, direction: item.direction },
+      hidden: index >= LEARNED_SHOWN && !state.learnedOpen,
+    }, icon(item.direction === "less" ? "down" : "up"), el("span", { text: item.text }),
+    el("button", {
+      type: "button", class: "rm-chip-remove", "aria-label": `Remove: ${item.text}`, title: "Remove this",
+      onclick: (event) => removeLearned(item, event.currentTarget),
+    }, icon("dismiss"))));
     $("learned-items").replaceChildren(...items);
     $("learned-items").hidden = items.length === 0;
     $("learned-empty").hidden = items.length > 0;
-    $("learned-reset").hidden = items.length === 0;
+    $("learned-empty").textContent = learned.examples
+      ? "Not enough evidence yet: what your saves and dismissals have in common shows here once it is clear."
+      : EMPTY_LEARNED;
+    $("learned-reset").hidden = items.length === 0 && !learned.examples && !(learned.removed || []).length;
+    const more = $("learned-more");
+    more.hidden = all.length <= LEARNED_SHOWN;
+    more.textContent = state.learnedOpen ? "Less" : `More (${all.length - LEARNED_SHOWN})`;
+    more.setAttribute("aria-expanded", state.learnedOpen ? "true" : "false");
     markRankingUpdate();
     reportHeight();
+  }
+
+  function toggleLearned() {
+    state.learnedOpen = !state.learnedOpen;
+    for (const [index, item] of [...$("learned-items").children].entries()) {
+      item.hidden = index >= LEARNED_SHOWN && !state.learnedOpen;
+    }
+    $("learned-more").textContent = state.learnedOpen
+      ? "Less" : `More (${$("learned-items").children.length - LEARNED_SHOWN})`;
+    $("learned-more").setAttribute("aria-expanded", state.learnedOpen ? "true" : "false");
+    reportHeight();
+  }
+
+  async function removeLearned(item, button) {
+    button.disabled = true;
+    try {
+      const path = `${base}/learned/${encodeURIComponent(item.kind)}/${encodeURIComponent(item.key)}`;
+      renderLearned(await api("DELETE", path));
+      announce(`Removed: ${item.text}. Refresh the list to rank without it.`);
+    } catch (error) {
+      button.disabled = false;
+      if (error.status !== 401) announce(errorText(error));
+    }
   }
 
   async function loadLearned() {
@@ -889,6 +929,7 @@
       openDialog($("confirm-reset"), event.currentTarget);
       $("reset-cancel").focus();
     });
+    $("learned-more").addEventListener("click", toggleLearned);
     $("refresh").addEventListener("click", () => refreshAll());
     if ("ResizeObserver" in window) new ResizeObserver(reportHeight).observe($("app"));
     reportHeight();
