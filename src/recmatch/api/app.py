@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from recmatch.accounts.service import KeyCache
 from recmatch.api.errors import Problem, install_error_handlers
+from recmatch.api.limits import BodyLimit
 from recmatch.api.routes import account, actions, admin, deliveries, health, share, widget
 from recmatch.api.routes import pipelines as pipeline_routes
 from recmatch.core.config import Settings, get_settings
@@ -82,7 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.es = observability.instrumented_async_client(settings)
         app.state.sync_es = observability.instrumented_client(settings)
         app.state.secret = None
-        app.state.key_cache = KeyCache(ttl=settings.auth_cache_seconds)
+        app.state.key_cache = KeyCache(ttl=settings.auth_cache_seconds,
+                                       failed_per_second=settings.auth_failed_lookups_per_second)
         app.state.unstored_snapshots = {}  # lists served and still being stored (see matches.list_matches)
         app.state.recent_pipelines = RecentPipelines()  # lets a list that must be ranked start searching early
         try:
@@ -102,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   responses={422: {"model": Problem}})
     install_error_handlers(app)
     observability.install(app)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)  # added last: runs first, before any parsing
     app.mount("/widget/static", StaticFiles(directory=widget.STATIC_DIR, check_dir=False), name="widget-static")
     for router in (health.router, account.router, pipeline_routes.router, actions.router, widget.router,
                    admin.router, deliveries.router, share.router):

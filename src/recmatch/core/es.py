@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,8 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_expo
 
 from recmatch.core.config import Settings
 from recmatch.core.errors import IncompatibleServer, NotFound, RecmatchError, SearchUnavailable
+
+log = logging.getLogger("recmatch.es")
 
 ClientT = TypeVar("ClientT", Elasticsearch, AsyncElasticsearch)
 T = TypeVar("T")
@@ -95,9 +98,13 @@ def map_es_errors(what: str = "Elasticsearch call") -> Iterator[None]:
             raise SearchUnavailable(f"{what}: Elasticsearch is overloaded ({exc.meta.status})", retry_after=5) from exc
         raise RecmatchError(f"{what} failed: {_reason(exc)}") from exc
     except (elastic_transport.ConnectionError, elastic_transport.ConnectionTimeout) as exc:
-        raise SearchUnavailable(f"{what}: Elasticsearch is unreachable ({exc.message})", retry_after=5) from exc
+        # The transport's message names the node's host and port: log it, never tell it to a caller.
+        log.warning("%s: Elasticsearch is unreachable: %s", what, exc.message)
+        kind = "timed out" if isinstance(exc, elastic_transport.ConnectionTimeout) else "is unreachable"
+        raise SearchUnavailable(f"{what}: Elasticsearch {kind}", retry_after=5) from exc
     except elastic_transport.TransportError as exc:
-        raise SearchUnavailable(f"{what}: {exc.message}", retry_after=5) from exc
+        log.warning("%s: Elasticsearch transport error: %s", what, exc.message)
+        raise SearchUnavailable(f"{what}: Elasticsearch is unavailable", retry_after=5) from exc
 
 
 _IGNORING: weakref.WeakKeyDictionary[Any, dict[tuple[int, ...], Any]] = weakref.WeakKeyDictionary()

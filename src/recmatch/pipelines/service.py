@@ -12,7 +12,7 @@ import elasticsearch
 import orjson
 from cachetools import LRUCache
 from elasticsearch import AsyncElasticsearch
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from recmatch.accounts.service import Principal
 from recmatch.core.errors import Conflict, NotFound, NotPermitted
@@ -24,7 +24,9 @@ from recmatch.text.taxonomy import Taxonomy
 
 
 class StoredPipeline(PipelineIn):
-    """A pipeline as recmatch keeps it."""
+    """A pipeline as recmatch keeps it (fields it does not know are ignored: a newer process may have added one)."""
+
+    model_config = ConfigDict(extra="ignore")
 
     crm_pipeline_id: str
     tenant_id: str
@@ -91,12 +93,27 @@ def pipeline_doc_id(tenant_id: str, crm_pipeline_id: str) -> str:
     return f"{tenant_id}:{crm_pipeline_id}"
 
 
+def _missing(crm_pipeline_id: str) -> NotFound:
+    return NotFound(f"no pipeline {crm_pipeline_id!r}: sync it first with PUT /v1/pipelines/{crm_pipeline_id}")
+
+
+def _owns(pipeline: StoredPipeline, principal: Principal) -> bool:
+    return principal.is_admin or pipeline.owner_email == principal.seat.email
+
+
 def check_visible(pipeline: StoredPipeline, principal: Principal) -> None:
-    """A restricted pipeline is visible to its owner and to admins only."""
-    if pipeline.access_restricted and not principal.is_admin and pipeline.owner_email != principal.seat.email:
-        raise NotPermitted(
-            f"pipeline {pipeline.crm_pipeline_id!r} is restricted to its owner ({pipeline.owner_email}) and admins"
-        )
+    """A restricted pipeline is visible to its owner and to admins only; to anyone else it does not exist."""
+    if pipeline.access_restricted and not _owns(pipeline, principal):
+        raise _missing(pipeline.crm_pipeline_id)
+
+
+def check_access_change(previous: StoredPipeline, pipeline: PipelineIn, principal: Principal) -> None:
+    """Who owns a pipeline and whether it is restricted change only by its owner or an admin."""
+    new_owner = pipeline.owner_email.lower() if pipeline.owner_email else previous.owner_email
+    if (pipeline.access_restricted != previous.access_restricted or new_owner != previous.owner_email) \
+            and not _owns(previous, principal):
+        raise NotPermitted(f"only the owner of pipeline {previous.crm_pipeline_id!r} or an admin can change its "
+                           "owner or its restriction")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +176,7 @@ async def get_pipeline(
     doc_id = pipeline_doc_id(principal.tenant.tenant_id, crm_pipeline_id)
     found = await _read(es, names, doc_id)
     if found is None:
-        raise NotFound(f"no pipeline {crm_pipeline_id!r}: sync it first with PUT /v1/pipelines/{crm_pipeline_id}")
+        raise _missing(crm_pipeline_id)
     pipeline = StoredPipeline.model_validate(found["_source"])
     check_visible(pipeline, principal)
     if recent is not None:
@@ -187,6 +204,7 @@ async def put_pipeline(
         previous = StoredPipeline.model_validate(found["_source"]) if found else None
         if previous is not None:
             check_visible(previous, principal)
+            check_access_change(previous, pipeline, principal)
         unchanged = previous is not None and previous.fingerprint == new_fingerprint
         stored = StoredPipeline(
             **pipeline.model_dump(exclude={"owner_email"}),

@@ -11,12 +11,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
-from recmatch.accounts.service import License, Principal, Seat, get_tenant
+from recmatch.accounts.service import License, Principal, Seat, check_origin, get_tenant
 from recmatch.accounts.tokens import mint_widget_token, read_widget_token
 from recmatch.api.deps import EsDep, MatchesPrincipalDep, NamesDep, SecretDep, SettingsDep, TaxonomyDep
 from recmatch.api.errors import responses
 from recmatch.api.routes.pipelines import PipelinePath
-from recmatch.core.errors import NotAuthenticated, NotFound, RecmatchError
+from recmatch.core.errors import InvalidInput, NotAuthenticated, NotFound, RecmatchError
 from recmatch.core.models import PipelineIn
 from recmatch.pipelines import service as pipelines
 
@@ -48,8 +48,15 @@ async def widget_token(crm_pipeline_id: PipelinePath, es: EsDep, names: NamesDep
 
 
 def frame_ancestors(origins: list[str]) -> str:
-    """The CSP of a page the CRM frames: only the tenant's CRM origins may frame it."""
-    ancestors = " ".join(origins) or "'none'"
+    """The CSP of a page the CRM frames: only the tenant's CRM origins may frame it (exact origins only: a value
+    stored before origins were checked, such as `*`, is left out)."""
+    exact = []
+    for origin in origins:
+        try:
+            exact.append(check_origin(origin))
+        except InvalidInput:
+            continue
+    ancestors = " ".join(exact) or "'none'"
     return ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
             f"base-uri 'none'; form-action 'none'; frame-ancestors {ancestors}")
 
