@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -220,7 +224,8 @@ def test_a_recruiter_cannot_take_over_a_colleagues_pipeline(app_client: TestClie
     takeover = app_client.put("/v1/pipelines/p-takeover", headers=otto,
                               json={**PIPELINE, "access_restricted": True, "owner_email": "otto@example.com"})
     assert takeover.status_code == 403 and takeover.json()["type"] == "NotPermitted"
-    grab = app_client.put("/v1/pipelines/p-takeover", headers=otto, json={**PIPELINE, "owner_email": "otto@example.com"})
+    grab = app_client.put("/v1/pipelines/p-takeover", headers=otto,
+                          json={**PIPELINE, "owner_email": "otto@example.com"})
     assert grab.status_code == 403
     assert app_client.get("/v1/pipelines/p-takeover", headers=rita).json()["owner_email"] == "rita@example.com"
     # The owner restricts it: to a colleague it now does not exist (no owner named).
@@ -351,3 +356,60 @@ def test_a_pipeline_with_a_field_this_process_does_not_know_still_reads(app_clie
               refresh=True)
     assert app_client.get("/v1/pipelines/p-newer", headers=seats.auth(seats.recruiter)).status_code == 200
     assert app_client.get("/v1/pipelines/p-newer/matches", headers=seats.auth(seats.recruiter)).status_code == 200
+
+
+# -- retention and the command line ------------------------------------------------------------------------
+
+
+def _cli(settings: Settings, tmp_path: Any, *args: str, extra_env: dict[str, str] | None = None
+         ) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RECMATCH_ES_URL": settings.es_url, "RECMATCH_INDEX_PREFIX": settings.index_prefix,
+           **(extra_env or {})}
+    return subprocess.run([sys.executable, "-m", "recmatch", *args], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=180)
+
+
+def test_personal_data_in_the_outbox_and_events_is_deleted_after_its_retention(settings: Settings,
+                                                                               es: Elasticsearch, tmp_path: Any):
+    cfg = settings.model_copy(update={"index_prefix": f"{settings.index_prefix}-trust-ret"})
+    names = IndexNames(cfg.index_prefix)
+    ensure_indices(es, names)
+    old, recent = "2020-01-01T00:00:00+00:00", datetime.now(UTC).isoformat()
+    for delivery_id, status, created in (("d-old-done", "delivered", old), ("d-old-dead", "dead", old),
+                                         ("d-old-pending", "pending", old), ("d-new-done", "delivered", recent)):
+        es.index(index=names.index("outbox"), id=delivery_id, document={
+            "delivery_id": delivery_id, "tenant_id": "t", "target": "messaging", "event": "inmail.sent",
+            "payload": {"body": "a private InMail"}, "status": status, "attempts": 1, "created_at": created})
+    for event_id, at in (("e-old", old), ("e-new", recent)):
+        es.index(index=names.index("events"), id=event_id, document={"event_id": event_id, "tenant_id": "t",
+                                                                     "action": "save", "at": at})
+    es.indices.refresh(index=f"{cfg.index_prefix}-*")
+    done = _cli(cfg, tmp_path, "purge")
+    assert done.returncode == 0, done.stderr
+    assert "deleted 2 finished deliveries and 1 events" in done.stderr
+    es.indices.refresh(index=f"{cfg.index_prefix}-*")
+    left = {hit["_id"] for hit in es.search(index=names.index("outbox"), size=10)["hits"]["hits"]}
+    assert left == {"d-old-pending", "d-new-done"}
+    assert {hit["_id"] for hit in es.search(index=names.index("events"), size=10)["hits"]["hits"]} == {"e-new"}
+    es.indices.delete(index=f"{cfg.index_prefix}-*")
+
+
+def test_operators_and_tenant_endpoints_from_the_command_line(settings: Settings, es: Elasticsearch, tmp_path: Any):
+    cfg = settings.model_copy(update={"index_prefix": f"{settings.index_prefix}-trust-cli"})
+    made = _cli(cfg, tmp_path, "tenants", "create", "--name", "Acme", "--tenant-id", "acme-cli")
+    assert made.returncode == 0, made.stderr
+    production = {"RECMATCH_WEBHOOK_ALLOW_HTTP": "false", "RECMATCH_WEBHOOK_ALLOWED_NETWORKS": "[]"}
+    refused = _cli(cfg, tmp_path, "tenants", "update", "--tenant-id", "acme-cli", "--crm-origin",
+                   "https://crm.example.com *", extra_env=production)
+    assert refused.returncode != 0 and "crm_origins" in refused.stdout + refused.stderr
+    refused = _cli(cfg, tmp_path, "tenants", "update", "--tenant-id", "acme-cli", "--webhook-url",
+                   "http://127.0.0.1:9200/evil/_doc", extra_env=production)
+    assert refused.returncode != 0 and "https" in refused.stdout + refused.stderr
+    changed = _cli(cfg, tmp_path, "tenants", "update", "--tenant-id", "acme-cli", "--webhook-url",
+                   "https://crm.example.com/hooks", "--crm-origin", "https://crm.example.com", extra_env=production)
+    assert changed.returncode == 0, changed.stderr
+    assert "webhook_url: https://crm.example.com/hooks" in changed.stdout
+    assert "crm_origins: https://crm.example.com" in changed.stdout
+    operator = _cli(cfg, tmp_path, "operators", "create", "--email", "olga@example.com")
+    assert operator.returncode == 0 and "operator_key: rmop_" in operator.stdout
+    es.indices.delete(index=f"{cfg.index_prefix}-*")

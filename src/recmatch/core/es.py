@@ -268,3 +268,16 @@ def ensure_indices(es: Elasticsearch, names: IndexNames, *mappings: str) -> None
                     f"{index} has fields that index_mappings/{mapping}.json types differently ({_reason(exc)}); "
                     "it was probably created before recmatch set it up: move its data elsewhere and delete it"
                 ) from exc
+
+
+async def delete_matching(es: AsyncElasticsearch, *, index: str, query: dict[str, Any]) -> int:
+    """Delete every document QUERY matches, by id in bulk (core has no _delete_by_query); returns how many."""
+    from elasticsearch.helpers import async_bulk, async_scan
+
+    async def actions() -> Any:
+        async for hit in async_scan(es, index=index, query={"query": query}, _source=False, size=1000):
+            yield {"_op_type": "delete", "_index": hit["_index"], "_id": hit["_id"]}
+
+    with map_es_errors(f"deleting from {index}"):
+        deleted, _ = await async_bulk(es, actions(), chunk_size=1000, raise_on_error=False, refresh=True)
+    return int(deleted)

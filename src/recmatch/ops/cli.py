@@ -336,6 +336,29 @@ def refresh(
     console.print(f"refreshed {today}: {computed} snapshots computed, {kept} already there")
 
 
+@app.command()
+def purge(
+    days: Annotated[int | None, typer.Option(
+        min=1, help="keep this many days [default: RECMATCH_PERSONAL_DATA_RETENTION_DAYS]")] = None,
+) -> None:
+    """Delete personal data past its retention: finished outbox entries and events (run it daily, e.g. from cron)."""
+    from datetime import UTC, datetime, timedelta
+
+    from recmatch.actions.retention import purge_events
+    from recmatch.webhooks.retention import purge_outbox
+
+    keep = days or get_settings().personal_data_retention_days
+    before = datetime.now(UTC) - timedelta(days=keep)
+
+    async def work(es: Any, names: Any) -> tuple[int, int]:
+        return (await purge_outbox(es=es, names=names, before=before),
+                await purge_events(es=es, names=names, before=before))
+
+    deliveries, events = _with_async_es(work)
+    console.print(f"kept {keep} days: deleted {deliveries} finished deliveries and {events} events "
+                  f"from before {before:%Y-%m-%d %H:%M} UTC")
+
+
 DEMO_TENANT = "demo"
 DEMO_PIPELINE = {"title": "Senior Backend Engineer", "locations": ["Austin, TX", "Remote"],
                  "skills": ["Python", "PostgreSQL", "Kubernetes"], "remote_ok": True, "radius_km": 80}
