@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -14,12 +15,12 @@ import orjson
 from elasticsearch import AsyncElasticsearch
 from pydantic import BaseModel, Field
 
-from recmatch.accounts.service import Principal
+from recmatch.accounts.service import License, Principal, Seat, Tenant
 from recmatch.accounts.tokens import ShareClaims, mint_share_token
 from recmatch.core.config import Settings
 from recmatch.core.errors import Conflict, LimitReached, NotFound
 from recmatch.core.es import IndexNames, ignoring, map_es_errors
-from recmatch.pipelines.service import StoredPipeline, get_pipeline, update_pipeline
+from recmatch.pipelines.service import StoredPipeline, get_pipeline, read_pipeline, update_pipeline
 from recmatch.ranking import learning
 from recmatch.webhooks import delivery
 
@@ -63,8 +64,23 @@ _DONE_AT = {Action.save: "saved_at", Action.inmail: "inmailed_at", Action.export
 _STATUS = {Action.save: "saved", Action.inmail: "inmailed", Action.export: "exported", Action.dismiss: "dismissed"}
 
 
+def _id_part(part: str) -> str:
+    """A part of a composite id with its separator escaped, so two different tuples never join alike
+    ("p-col:x" + "c-1" vs "p-col" + "x:c-1"); ids without ':' or '%' read as before."""
+    return part.replace("%", "%25").replace(":", "%3A")
+
+
+def _bounded(doc_id: str) -> str:
+    # Elasticsearch ids are at most 512 bytes; only ids made mostly of escaped characters come near it.
+    return doc_id if len(doc_id.encode()) <= 400 else f"h:{hashlib.sha256(doc_id.encode()).hexdigest()}"
+
+
 def action_doc_id(tenant_id: str, crm_pipeline_id: str, candidate_id: str) -> str:
-    return f"{tenant_id}:{crm_pipeline_id}:{candidate_id}"
+    return _bounded(":".join(_id_part(part) for part in (tenant_id, crm_pipeline_id, candidate_id)))
+
+
+def delivery_doc_id(tenant_id: str, crm_pipeline_id: str, candidate_id: str, action: Action) -> str:
+    return _bounded(":".join(_id_part(part) for part in (tenant_id, crm_pipeline_id, candidate_id, action.value)))
 
 
 def stub_profile(candidate_id: str, source: dict[str, Any]) -> dict[str, Any]:
@@ -106,11 +122,17 @@ async def perform(
         state = await ignoring(es, 404).get(index=names.index("actions"), id=state_id)
     previous = state["_source"] if state.get("found") else {}
     if previous.get(_DONE_AT[action]):
+        step = (previous.get("pending") or {}).get(action.value)
+        if step is not None:
+            # Recorded, but a step after it failed: this retry finishes it (every step is idempotent).
+            done = await complete_pending(es=es, names=names, settings=settings, secret=secret, tenant=principal.tenant,
+                                          state_id=state_id, pending=step, candidate=candidate)
+            return ActionOut(action=action, crm_pipeline_id=crm_pipeline_id, candidate_id=candidate_id,
+                             status=previous["status"], at=previous[_DONE_AT[action]], repeated=True,
+                             delivery_id=done.delivery_id, share_url=done.share_url,
+                             learning_version=done.learning_version)
         if action is Action.inmail:
             raise Conflict(f"{candidate_id} was already InMailed for this pipeline on {previous['inmailed_at'][:10]}")
-        # A retry after a failure part-way: make sure the CRM hears of it (queueing is idempotent by delivery id).
-        await _tell(es=es, names=names, settings=settings, secret=secret, principal=principal, pipeline=pipeline,
-                    candidate_id=candidate_id, candidate=candidate, action=action, inmail=None)
         return ActionOut(action=action, crm_pipeline_id=crm_pipeline_id, candidate_id=candidate_id,
                          status=previous["status"], at=previous[_DONE_AT[action]], repeated=True,
                          learning_version=pipeline.learning_version)
@@ -126,6 +148,14 @@ async def perform(
                 "updated_at": now.isoformat()}
     if dismissal is not None:
         document["dismiss_reason"] = dismissal.reason
+    # The steps that follow are recorded with the action, in one write: until they are all applied, a retry or the
+    # sweeper finds them here and applies them again (each one is idempotent).
+    pending = {"action": action.value, "at": now.isoformat(), "seat_id": principal.seat.seat_id,
+               "seat_email": principal.seat.email, "crm_pipeline_id": crm_pipeline_id, "candidate_id": candidate_id,
+               "reason": dismissal.reason if dismissal else None,
+               "inmail": inmail.model_dump(mode="json") if inmail is not None else None}
+    document["pending"] = {**(previous.get("pending") or {}), action.value: pending}
+    document["pending_since"] = previous.get("pending_since") or now.isoformat()
     concurrency = ({"if_seq_no": state["_seq_no"], "if_primary_term": state["_primary_term"]}
                    if state.get("found") else {"op_type": "create"})
     try:
@@ -134,29 +164,115 @@ async def perform(
     except elasticsearch.ConflictError:
         raise Conflict(f"another action on {candidate_id} was recorded at the same moment; retry") from None
 
-    # The status is recorded (the guard against doing it twice); the rest is independent: write it at once.
-    features = learning.features_of(candidate)
-    reason = dismissal.reason if dismissal else None
-    _, learned, (delivery_id, share_url) = await asyncio.gather(
-        _record_event(es=es, names=names, principal=principal, pipeline=pipeline, candidate_id=candidate_id,
-                      action=action.value, reason=reason, candidate=candidate, at=now),
-        update_pipeline(es=es, names=names, pipeline=pipeline, change=lambda current: _learn(
-            current, features=features, action=action, candidate_id=candidate_id, reason=reason)),
-        _tell(es=es, names=names, settings=settings, secret=secret, principal=principal, pipeline=pipeline,
-              candidate_id=candidate_id, candidate=candidate, action=action, inmail=inmail),
-    )
+    done = await complete_pending(es=es, names=names, settings=settings, secret=secret, tenant=principal.tenant,
+                                  state_id=state_id, pending=pending, candidate=candidate, pipeline=pipeline)
     return ActionOut(action=action, crm_pipeline_id=crm_pipeline_id, candidate_id=candidate_id,
-                     status=_STATUS[action], at=now, repeated=False, delivery_id=delivery_id, share_url=share_url,
-                     learning_version=learned.learning_version)
+                     status=_STATUS[action], at=now, repeated=False, delivery_id=done.delivery_id,
+                     share_url=done.share_url, learning_version=done.learning_version)
 
 
-def _learn(current: StoredPipeline, *, features: learning.CandidateFeatures, action: Action, candidate_id: str,
-           reason: learning.DismissReason | None) -> dict[str, Any]:
-    counts = learning.FeedbackCounts.from_dict(current.learned) if current.learned else learning.FeedbackCounts()
-    counts = learning.record(counts, features=features, signal=action.value, reason=reason)
-    acted = [*current.acted_candidate_ids, candidate_id][-5000:]  # bounded: the most recent acted-on candidates
-    return {"learned": counts.to_dict(), "learning_version": current.learning_version + 1,
-            "acted_candidate_ids": acted}
+@dataclass(frozen=True)
+class Completed:
+    delivery_id: str | None
+    share_url: str | None
+    learning_version: int
+
+
+async def complete_pending(
+    *, es: AsyncElasticsearch, names: IndexNames, settings: Settings, secret: str, tenant: Tenant, state_id: str,
+    pending: dict[str, Any], candidate: dict[str, Any] | None = None, pipeline: StoredPipeline | None = None,
+) -> Completed:
+    """Apply every step that follows a recorded action (event, learning and exclusion, outbox), then clear it.
+
+    Each step is idempotent (a deterministic event id, a marker of the actions a pipeline learned from, a
+    deterministic delivery id), so applying a step twice changes nothing: a retry, the sweeper, or both may run it."""
+    action = Action(pending["action"])
+    crm_pipeline_id, candidate_id = pending["crm_pipeline_id"], pending["candidate_id"]
+    seat = Seat(seat_id=pending["seat_id"], tenant_id=tenant.tenant_id, email=pending["seat_email"],
+                license=License.recruiter)
+    principal = Principal(tenant=tenant, seat=seat)
+    at = datetime.fromisoformat(pending["at"])
+    if pipeline is None:
+        pipeline = await read_pipeline(es=es, names=names, tenant_id=tenant.tenant_id, crm_pipeline_id=crm_pipeline_id)
+    if candidate is None:
+        with map_es_errors("reading the candidate"):
+            found = await ignoring(es, 404).get(index=names.candidates, id=candidate_id)
+        candidate = found["_source"] if found.get("found") else None
+    reason = pending.get("reason")
+    inmail = InMailIn.model_validate(pending["inmail"]) if pending.get("inmail") else None
+    marker = applied_marker(action, candidate_id, pending["at"])
+    learned_version = pipeline.learning_version if pipeline is not None else 0
+    delivery_id = share_url = None
+    if pipeline is not None:
+        # Erased meanwhile: nothing to learn from, tell or record of them; the exclusion still applies.
+        features = learning.features_of(candidate) if candidate is not None else None
+        steps: list[Awaitable[Any]] = [update_pipeline(
+            es=es, names=names, pipeline=pipeline, change=lambda current: _learn(
+                current, features=features, action=action, candidate_id=candidate_id, reason=reason, marker=marker))]
+        if candidate is not None:
+            steps.append(_record_event(es=es, names=names, principal=principal, pipeline=pipeline,
+                                       candidate_id=candidate_id, action=action.value, reason=reason,
+                                       candidate=candidate, at=at))
+            steps.append(_tell(es=es, names=names, settings=settings, secret=secret, principal=principal,
+                               pipeline=pipeline, candidate_id=candidate_id, candidate=candidate, action=action,
+                               inmail=inmail))
+        # All run, even when one fails (each is retried as a whole later); the first failure is raised.
+        results = await asyncio.gather(*steps, return_exceptions=True)
+        failures = [result for result in results if isinstance(result, BaseException)]
+        if failures:
+            raise failures[0]
+        learned_version = results[0].learning_version
+        if candidate is not None:
+            delivery_id, share_url = results[2]
+    await _clear_pending(es=es, names=names, state_id=state_id, action=action)
+    return Completed(delivery_id=delivery_id, share_url=share_url, learning_version=learned_version)
+
+
+APPLIED_KEPT = 500  # a pipeline remembers the last 500 actions it learned from: far more than are ever pending
+
+
+def applied_marker(action: Action, candidate_id: str, at: str) -> str:
+    """What a pipeline keeps to know it learned from this very action (short: it is read with every list)."""
+    return hashlib.sha256(orjson.dumps([action.value, at, candidate_id])).hexdigest()[:16]
+
+
+async def _clear_pending(*, es: AsyncElasticsearch, names: IndexNames, state_id: str, action: Action) -> None:
+    """Forget ACTION's pending steps: they are applied."""
+    index = names.index("actions")
+    for _ in range(5):
+        with map_es_errors("completing the action"):
+            found = await ignoring(es, 404).get(index=index, id=state_id)
+        if not found.get("found"):
+            return
+        pending = dict(found["_source"].get("pending") or {})
+        if pending.get(action.value) is None:
+            return
+        pending.pop(action.value)
+        document = {**found["_source"], "pending": pending or None,
+                    "pending_since": found["_source"].get("pending_since") if pending else None}
+        try:
+            with map_es_errors("completing the action"):
+                await es.index(index=index, id=state_id, document=document, if_seq_no=found["_seq_no"],
+                               if_primary_term=found["_primary_term"])
+            return
+        except elasticsearch.ConflictError:
+            continue  # another action on this candidate was recorded meanwhile: clear ours from the newer document
+    # Left pending: harmless, the sweeper applies the (idempotent) steps again and clears it.
+
+
+def _learn(current: StoredPipeline, *, features: learning.CandidateFeatures | None, action: Action,
+           candidate_id: str, reason: learning.DismissReason | None, marker: str) -> dict[str, Any]:
+    if marker in current.applied_actions:
+        return {}  # this action was learned from already (a retry or the sweeper applying it again)
+    changes: dict[str, Any] = {"applied_actions": [*current.applied_actions, marker][-APPLIED_KEPT:]}
+    if features is not None:
+        counts = learning.FeedbackCounts.from_dict(current.learned) if current.learned else learning.FeedbackCounts()
+        counts = learning.record(counts, features=features, signal=action.value, reason=reason)
+        changes.update(learned=counts.to_dict(), learning_version=current.learning_version + 1)
+    if candidate_id not in current.acted_candidate_ids:
+        # Bounded: the most recent acted-on candidates.
+        changes["acted_candidate_ids"] = [*current.acted_candidate_ids, candidate_id][-5000:]
+    return changes
 
 
 async def _record_event(*, es: AsyncElasticsearch, names: IndexNames, principal: Principal, pipeline: StoredPipeline,
@@ -173,7 +289,9 @@ async def _record_event(*, es: AsyncElasticsearch, names: IndexNames, principal:
         "crm_pipeline_id": pipeline.crm_pipeline_id, "candidate_id": candidate_id, "action": action,
         "reason": reason, "at": at.isoformat(), "features": features,
     }
-    event["event_id"] = hashlib.sha256(orjson.dumps(event, option=orjson.OPT_SORT_KEYS)).hexdigest()[:24]
+    # One id per action (not per wording of its features, which may change before a retry): written once.
+    identity = [event["tenant_id"], event["crm_pipeline_id"], candidate_id, action, event["at"]]
+    event["event_id"] = hashlib.sha256(orjson.dumps(identity)).hexdigest()[:24]
     with map_es_errors("recording the event"):
         await ignoring(es, 409).index(index=names.index("events"), id=event["event_id"],
                                                   document=event, op_type="create")
@@ -184,7 +302,7 @@ async def _tell(*, es: AsyncElasticsearch, names: IndexNames, settings: Settings
                 inmail: InMailIn | None) -> tuple[str | None, str | None]:
     """Queue what the CRM or the messaging provider must hear of; returns (delivery id, share URL)."""
     tenant_id, crm_pipeline_id = principal.tenant.tenant_id, pipeline.crm_pipeline_id
-    delivery_id = f"{action_doc_id(tenant_id, crm_pipeline_id, candidate_id)}:{action.value}"
+    delivery_id = delivery_doc_id(tenant_id, crm_pipeline_id, candidate_id, action)
     common = {"crm_pipeline_id": crm_pipeline_id, "recruiter_email": principal.seat.email,
               "candidate": stub_profile(candidate_id, candidate)}
     share_url = None
@@ -216,7 +334,7 @@ async def _count_usage(*, es: AsyncElasticsearch, names: IndexNames, principal: 
                        today: date) -> int:
     """Count one more KIND for the seat this month, or raise LimitReached; safe across processes."""
     month = f"{today:%Y-%m}"
-    usage_id = f"{principal.tenant.tenant_id}:{principal.seat.seat_id}:{month}:{kind}"
+    usage_id = ":".join(_id_part(part) for part in (principal.tenant.tenant_id, principal.seat.seat_id, month, kind))
     label = {"export": "exports", "inmail": "InMails"}[kind]
     for _ in range(5):
         with map_es_errors("counting usage"):
@@ -249,16 +367,20 @@ def request_hash(*parts: Any) -> str:
 
 async def idempotent(
     *, es: AsyncElasticsearch, names: IndexNames, principal: Principal, key: str | None, fingerprint: str,
-    run: Callable[[], Awaitable[BaseModel]],
+    run: Callable[[], Awaitable[BaseModel]], check: Callable[[], Awaitable[Any]],
 ) -> dict[str, Any]:
-    """Run once per Idempotency-Key: the same key and request get the stored answer; another request, 409."""
+    """Run once per Idempotency-Key: the same key and request get the stored answer; another request, 409.
+
+    CHECK (the caller's scope and visibility checks) runs before a stored answer is replayed, so a key never
+    answers for a pipeline the caller may not see now."""
     if key is None:
         return (await run()).model_dump(mode="json")
-    record_id = f"{principal.tenant.tenant_id}:{principal.seat.seat_id}:{key}"
+    record_id = _bounded(":".join(_id_part(part) for part in (principal.tenant.tenant_id, principal.seat.seat_id, key)))
     index = names.index("idempotency")
     with map_es_errors("reading the idempotency key"):
         found = await ignoring(es, 404).get(index=index, id=record_id)
     if found.get("found"):
+        await check()
         return _replay(found["_source"], fingerprint, key)
     response = (await run()).model_dump(mode="json")
     record = {"tenant_id": principal.tenant.tenant_id, "seat_id": principal.seat.seat_id,
@@ -269,6 +391,7 @@ async def idempotent(
             await es.index(index=index, id=record_id, document=record, op_type="create")
     except elasticsearch.ConflictError:
         stored = await es.get(index=index, id=record_id)
+        await check()
         return _replay(stored["_source"], fingerprint, key)
     return response
 

@@ -6,12 +6,13 @@ import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from recmatch.accounts.service import KeyCache
+from recmatch.actions import completion
 from recmatch.api.errors import Problem, install_error_handlers
 from recmatch.api.limits import BodyLimit
 from recmatch.api.routes import account, actions, admin, deliveries, health, share, widget
@@ -87,12 +88,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                        failed_per_second=settings.auth_failed_lookups_per_second)
         app.state.unstored_snapshots = {}  # lists served and still being stored (see matches.list_matches)
         app.state.recent_pipelines = RecentPipelines()  # lets a list that must be ranked start searching early
+        names = IndexNames(settings.index_prefix)
         try:
-            if settings.delivery_in_api:
-                async with delivery.background_worker(es=app.state.es, names=IndexNames(settings.index_prefix),
-                                                      settings=settings):
-                    yield
-            else:
+            async with AsyncExitStack() as background:
+                if settings.delivery_in_api:
+                    await background.enter_async_context(
+                        delivery.background_worker(es=app.state.es, names=names, settings=settings))
+                    # Alongside the worker (both off for tests that drive them by hand).
+                    await background.enter_async_context(
+                        completion.background_sweeper(es=app.state.es, names=names, settings=settings))
                 yield
         finally:
             preparing.cancel()

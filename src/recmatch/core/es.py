@@ -94,6 +94,8 @@ def map_es_errors(what: str = "Elasticsearch call") -> Iterator[None]:
     except elasticsearch.NotFoundError as exc:
         raise NotFound(f"{what}: {_reason(exc)}") from exc
     except elasticsearch.ApiError as exc:
+        if exc.error == "cluster_block_exception":  # e.g. a write block, or disk flood stage: lifted by an operator
+            raise SearchUnavailable(f"{what}: the index does not accept writes now", retry_after=30) from exc
         if exc.meta.status in RETRY_ON_STATUS:
             raise SearchUnavailable(f"{what}: Elasticsearch is overloaded ({exc.meta.status})", retry_after=5) from exc
         raise RecmatchError(f"{what} failed: {_reason(exc)}") from exc

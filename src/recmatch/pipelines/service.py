@@ -41,6 +41,7 @@ class StoredPipeline(PipelineIn):
     understood: dict[str, Any]
     learned: dict[str, Any] | None = None
     acted_candidate_ids: list[str] = Field(default_factory=list)
+    applied_actions: list[str] = Field(default_factory=list, description="actions already learned from")
 
     @property
     def understanding(self) -> Understanding:
@@ -184,6 +185,14 @@ async def get_pipeline(
     return pipeline
 
 
+async def read_pipeline(
+    *, es: AsyncElasticsearch, names: IndexNames, tenant_id: str, crm_pipeline_id: str
+) -> StoredPipeline | None:
+    """A tenant's pipeline by its id, for work done on the tenant's behalf (no seat: no visibility check)."""
+    found = await _read(es, names, pipeline_doc_id(tenant_id, crm_pipeline_id))
+    return StoredPipeline.model_validate(found["_source"]) if found is not None else None
+
+
 async def put_pipeline(
     *,
     es: AsyncElasticsearch,
@@ -222,6 +231,7 @@ async def put_pipeline(
             understood=understand(pipeline=pipeline, taxonomy=taxonomy).to_dict(),  # cheap; follows taxonomy updates
             learned=previous.learned if previous else None,
             acted_candidate_ids=previous.acted_candidate_ids if previous else [],
+            applied_actions=previous.applied_actions if previous else [],
         )
         concurrency = {"if_seq_no": found["_seq_no"], "if_primary_term": found["_primary_term"]} if found else {
             "op_type": "create"}
@@ -262,7 +272,10 @@ async def update_pipeline(
         if found is None:
             raise NotFound(f"pipeline {pipeline.crm_pipeline_id!r} was deleted meanwhile")
         current = StoredPipeline.model_validate(found["_source"])
-        updated = current.model_copy(update=change(current))
+        changes = change(current)
+        if not changes:
+            return current
+        updated = current.model_copy(update=changes)
         try:
             with map_es_errors("updating a pipeline"):
                 await es.index(index=names.index("pipelines"), id=doc_id, document=updated.model_dump(mode="json"),

@@ -30,6 +30,7 @@ async def _act(action: Action, crm_pipeline_id: str, candidate_id: str, key: str
                                        body.model_dump(mode="json") if body else None)
     return await actions.idempotent(
         es=es, names=names, principal=principal, key=key, fingerprint=fingerprint,
+        check=lambda: get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id),
         run=lambda: actions.perform(
             es=es, names=names, settings=settings, secret=secret, principal=principal,
             crm_pipeline_id=crm_pipeline_id, candidate_id=candidate_id, action=action,
