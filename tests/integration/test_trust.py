@@ -24,7 +24,7 @@ from recmatch.api.app import create_app
 from recmatch.core.config import Settings
 from recmatch.core.errors import InvalidInput
 from recmatch.core.es import IndexNames, ensure_indices, make_async_client
-from recmatch.webhooks import delivery
+from recmatch.webhooks import outbox, worker
 from tests.integration.support import Seats, make_tenant, run_async
 from tests.integration.webhook_receiver import WebhookReceiver
 
@@ -119,12 +119,12 @@ def _receiver() -> Iterator[WebhookReceiver]:
         server.stop()
 
 
-def _deliver_once(settings: Settings) -> delivery.DeliveryRound:
-    async def work() -> delivery.DeliveryRound:
+def _deliver_once(settings: Settings) -> worker.DeliveryRound:
+    async def work() -> worker.DeliveryRound:
         es = make_async_client(settings)
         try:
-            async with delivery.make_http_client() as http:
-                return await delivery.deliver_due(es=es, names=IndexNames(settings.index_prefix), settings=settings,
+            async with worker.make_http_client() as http:
+                return await worker.deliver_due(es=es, names=IndexNames(settings.index_prefix), settings=settings,
                                                   worker_id="trust-test", http=http)
         finally:
             await es.close()
@@ -145,7 +145,7 @@ def test_a_stored_internal_webhook_is_refused_at_delivery_time(settings: Setting
                             messaging_webhook_url=internal.url.replace("127.0.0.1", "localhost") + "/admin")
         internal.secret = seats.tenant.webhook_secret.get_secret_value()
         for target, delivery_id in (("crm", "d-ssrf-crm"), ("messaging", "d-ssrf-messaging")):
-            run_async(cfg, lambda es_, names, t=target, d=delivery_id: delivery.enqueue(
+            run_async(cfg, lambda es_, names, t=target, d=delivery_id: outbox.enqueue(
                 es=es_, names=names, tenant_id=seats.tenant.tenant_id, target=t, event="prospect.saved",
                 payload={}, delivery_id=d))
         done = _deliver_once(strict(cfg).model_copy(update={"webhook_allow_http": True}))
@@ -165,7 +165,7 @@ def test_a_receivers_answer_never_reaches_the_tenant_or_the_logs(settings: Setti
         seats = make_tenant(cfg, webhook_url=f"{receiver.url}/crm")
         receiver.secret = seats.tenant.webhook_secret.get_secret_value()
         receiver.fail_always()  # answers 500 with the body "receiver failed on purpose"
-        run_async(cfg, lambda es_, names: delivery.enqueue(
+        run_async(cfg, lambda es_, names: outbox.enqueue(
             es=es_, names=names, tenant_id=seats.tenant.tenant_id, target="crm", event="prospect.saved", payload={},
             delivery_id="d-body"))
         with caplog.at_level(logging.DEBUG):

@@ -62,6 +62,7 @@ class Tenant(BaseModel):
     messaging_webhook_url: str | None = None
     webhook_secret: SecretStr = Field(default_factory=lambda: SecretStr(secrets.token_urlsafe(32)))
     crm_origins: list[str] = Field(default_factory=list)
+    webhook_format: str = Field(default="recmatch", description="how its webhooks are shaped (webhooks.formats)")
 
     @property
     def matches_enabled(self) -> bool:
@@ -160,6 +161,7 @@ async def create_tenant(
     messaging_webhook_url: str | None = None,
     crm_origins: list[str] | None = None,
     tenant_id: str | None = None,
+    webhook_format: str = "recmatch",
     settings: Settings | None = None,
 ) -> Tenant:
     """Store a new tenant; its webhook secret is generated here."""
@@ -178,15 +180,16 @@ async def create_tenant(
         webhook_url=webhook_url,
         messaging_webhook_url=messaging_webhook_url,
         crm_origins=crm_origins or [],
+        webhook_format=webhook_format,
     )
     with map_es_errors("creating a tenant"):
-        await es.index(index=names.index("accounts"), id=f"tenant:{tenant.tenant_id}", document=_tenant_doc(tenant),
+        await es.index(index=names.accounts, id=f"tenant:{tenant.tenant_id}", document=_tenant_doc(tenant),
                        refresh=True)
     return tenant
 
 
 UPDATABLE = frozenset({"name", "crm_provider", "integration_enabled", "crm_supports_matches", "webhook_url",
-                       "messaging_webhook_url", "crm_origins"})
+                       "messaging_webhook_url", "crm_origins", "webhook_format"})
 
 
 async def update_tenant(
@@ -200,14 +203,14 @@ async def update_tenant(
     tenant = await get_tenant(es=es, names=names, tenant_id=tenant_id)
     tenant = tenant.model_copy(update=changes)
     with map_es_errors("updating a tenant"):
-        await es.index(index=names.index("accounts"), id=f"tenant:{tenant_id}", document=_tenant_doc(tenant),
+        await es.index(index=names.accounts, id=f"tenant:{tenant_id}", document=_tenant_doc(tenant),
                        refresh=True)
     return tenant
 
 
 async def get_tenant(*, es: AsyncElasticsearch, names: IndexNames, tenant_id: str) -> Tenant:
     with map_es_errors("reading a tenant"):
-        found = await ignoring(es, 404).get(index=names.index("accounts"), id=f"tenant:{tenant_id}")
+        found = await ignoring(es, 404).get(index=names.accounts, id=f"tenant:{tenant_id}")
     if not found.get("found"):
         raise NotFound(f"no tenant {tenant_id!r}")
     return _tenant_of(found["_source"])
@@ -223,7 +226,7 @@ async def create_seat(
     api_key = f"{KEY_PREFIX}{tenant_id}_{secrets.token_urlsafe(32)}"
     key_hash = hash_key(api_key)
     with map_es_errors("creating a seat"):
-        await es.index(index=names.index("accounts"), id=f"seat:{key_hash}", refresh=True,
+        await es.index(index=names.accounts, id=f"seat:{key_hash}", refresh=True,
                        document={"kind": "seat", **seat.model_dump(), "key_hash": key_hash,
                                  "created_at": datetime.now(UTC).isoformat()})
     return seat, api_key
@@ -294,7 +297,7 @@ async def authenticate(
             raise LimitReached("too many unknown API keys were tried at once; retry later",
                                retry_after=1)
     with map_es_errors("checking the API key"):
-        seat_doc, tenant_doc = (await es.mget(index=names.index("accounts"),
+        seat_doc, tenant_doc = (await es.mget(index=names.accounts,
                                               ids=[f"seat:{key_hash}", f"tenant:{tenant_id}"]))["docs"]
     if "error" in seat_doc or "error" in tenant_doc:  # e.g. shards still recovering after a restart
         raise SearchUnavailable("the accounts index is not available yet", retry_after=5)

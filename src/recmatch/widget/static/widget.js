@@ -9,14 +9,15 @@
   "use strict";
 
   const PAGE_SIZE = 25;
-  const ACTIONS = {
-    save: { verb: "Save", done: "Saved", status: "saved", message: "recmatch:saved", said: "Saved" },
-    inmail: { verb: "InMail", done: "InMail sent", status: "inmailed", message: "recmatch:inmailed", said: "InMail sent to" },
-    export: { verb: "Export to CRM", done: "Exported", status: "exported", message: "recmatch:exported", said: "Exported" },
-    dismiss: { verb: "Dismiss", done: "Dismissed", status: "dismissed", message: "recmatch:dismissed", said: "Dismissed" },
-  };
-  const STATUS_ACTION = { saved: "save", inmailed: "inmail", exported: "export", dismissed: "dismiss" };
-  const LIMIT_NAMES = { export: "Export", inmail: "InMail", save: "Save", dismiss: "Dismiss" };
+  // The action types, as the server declares them (recmatch.actions.registry), in button order.
+  const ACTIONS = (() => {
+    try {
+      return JSON.parse(document.querySelector('meta[name="recmatch-actions"]')?.getAttribute("content") || "{}");
+    } catch {
+      return {};
+    }
+  })();
+  const STATUS_ACTION = Object.fromEntries(Object.entries(ACTIONS).map(([action, spec]) => [spec.status, action]));
   const RELAXATION_WORDS = {
     wider_radius: "widened the search radius",
     related_titles: "included related job titles",
@@ -445,7 +446,7 @@
   function renderNotices() {
     const notices = [...state.limits.entries()].map(([action, detail]) => el("div",
       { class: "rm-notice rm-notice--warn", dataset: { limit: action } },
-      icon("warn"), el("p", {}, el("strong", { text: `${LIMIT_NAMES[action] || action} limit reached. ` }), detail)));
+      icon("warn"), el("p", {}, el("strong", { text: `${ACTIONS[action]?.short || action} limit reached. ` }), detail)));
     $("notices").replaceChildren(...notices);
   }
 
@@ -545,7 +546,7 @@
     if (busy) label = action === "inmail" ? "Sending…" : `${spec.verb}…`;
     let title = null;
     if (noExport) title = NOT_EXPORTABLE;
-    else if (limited) title = `${LIMIT_NAMES[action]} limit reached: ${state.limits.get(action)}`;
+    else if (limited) title = `${ACTIONS[action].short} limit reached: ${state.limits.get(action)}`;
     else if (isDone) title = `${spec.done}`;
     return el("button", {
       type: "button",
@@ -603,7 +604,7 @@
       return;
     }
     if (state.limits.has(action)) {
-      announce(`${LIMIT_NAMES[action]} limit reached. ${state.limits.get(action)}`);
+      announce(`${ACTIONS[action].short} limit reached. ${state.limits.get(action)}`);
       return;
     }
     if (action === "inmail") openComposer(candidate, button);
@@ -636,7 +637,7 @@
         state.limits.set(action, error.detail);
         renderNotices();
         for (const item of state.candidates) updateCard(item.candidate_id);
-        announce(`${LIMIT_NAMES[action]} limit reached. ${error.detail}`);
+        announce(`${ACTIONS[action].short} limit reached. ${error.detail}`);
       } else if (error.type === "NotExportable") {
         candidate.allow_export = false;
         setMessage(cid, error.detail || NOT_EXPORTABLE, "info");
