@@ -230,7 +230,10 @@ async def _send(
         message=message, secret=tenant.webhook_secret.get_secret_value(), timestamp=int(time.time()))
     body, headers = request.body, {"Content-Type": request.content_type, **request.headers}
     try:
-        destination = await egress.resolve(url, settings)
+        async with asyncio.timeout(settings.delivery_timeout):
+            destination = await egress.resolve(url, settings)
+    except TimeoutError:
+        return _Sent(ok=False, error=f"its host name did not resolve within {settings.delivery_timeout:g} s")
     except egress.RefusedDestination as exc:
         # Permanent until the URL (or the operator's allowed networks) changes: fix it, then retry the delivery.
         return _Sent(ok=False, permanent=True, error=f"the {field} is refused: {exc}")
