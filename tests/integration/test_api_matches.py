@@ -64,14 +64,14 @@ def test_list_has_125_ranked_candidates_with_reasons(app_client: TestClient, sea
     assert set(top["matched_skills"]) <= {"Python", "JavaScript", "SQL"}
 
 
-def test_pages_never_reshuffle_under_a_snapshot(app_client: TestClient, seats: Seats):
+def test_pages_never_reshuffle_under_a_snapshot(app_client: TestClient, seats: Seats, operator_key: str):
     app_client.put("/v1/pipelines/p-stable", json=BACKEND, headers=seats.auth(seats.recruiter))
     before = all_pages(app_client, seats.recruiter, "p-stable")
     # A perfect new candidate arrives: the snapshot being paged does not change.
     perfect = {"candidate_id": "c-perfect", "name": "Pat Perfect", "title": "Senior Software Engineer",
                "skills": ["Python", "JavaScript", "SQL"], "open_to_remote": True,
                "location": {"name": "San Francisco, CA, US"}}
-    upserted = app_client.put("/v1/admin/candidates/c-perfect", json=perfect, headers=seats.auth(seats.admin))
+    upserted = app_client.put("/v1/admin/candidates/c-perfect", json=perfect, headers=seats.auth(operator_key))
     assert upserted.status_code == 200
     after = all_pages(app_client, seats.recruiter, "p-stable", snapshot=before[0]["snapshot"])
     assert ids(after) == ids(before)
@@ -92,7 +92,8 @@ def test_field_change_makes_a_new_snapshot(app_client: TestClient, seats: Seats)
     assert any("nurse" in c["title"].lower() for c in second["candidates"][:5])
 
 
-def test_a_new_day_makes_a_new_snapshot_and_marks_new_candidates(app_client: TestClient, seats: Seats, moving_day):
+def test_a_new_day_makes_a_new_snapshot_and_marks_new_candidates(app_client: TestClient, seats: Seats,
+                                                                 operator_key: str, moving_day):
     app_client.put("/v1/pipelines/p-daily", json=BACKEND, headers=seats.auth(seats.recruiter))
     day = date(2030, 1, 10)
     moving_day(day)
@@ -101,7 +102,7 @@ def test_a_new_day_makes_a_new_snapshot_and_marks_new_candidates(app_client: Tes
     newcomer = {"candidate_id": "c-newcomer", "name": "Nia New", "title": "Senior Software Engineer",
                 "skills": ["Python", "JavaScript", "SQL"], "open_to_remote": True, "years_experience": 9,
                 "location": {"name": "Oakland, CA, US"}}
-    app_client.put("/v1/admin/candidates/c-newcomer", json=newcomer, headers=seats.auth(seats.admin))
+    app_client.put("/v1/admin/candidates/c-newcomer", json=newcomer, headers=seats.auth(operator_key))
     moving_day(day + timedelta(days=1))
     second = app_client.get("/v1/pipelines/p-daily/matches?page_size=125", headers=seats.auth(seats.recruiter)).json()
     assert second["snapshot"] != first["snapshot"]
@@ -186,11 +187,11 @@ def test_explain_returns_the_exact_search_body(app_client: TestClient, seats: Se
     assert plain["query"] is None
 
 
-def test_erased_candidate_disappears_from_the_list_at_once(app_client: TestClient, seats: Seats):
+def test_erased_candidate_disappears_from_the_list_at_once(app_client: TestClient, seats: Seats, operator_key: str):
     app_client.put("/v1/pipelines/p-erase", json=BACKEND, headers=seats.auth(seats.recruiter))
     first = app_client.get("/v1/pipelines/p-erase/matches", headers=seats.auth(seats.recruiter)).json()
     victim = first["candidates"][0]["candidate_id"]
-    assert app_client.delete(f"/v1/admin/candidates/{victim}", headers=seats.auth(seats.admin)).status_code == 204
+    assert app_client.delete(f"/v1/admin/candidates/{victim}", headers=seats.auth(operator_key)).status_code == 204
     again = app_client.get("/v1/pipelines/p-erase/matches", params={"snapshot": first["snapshot"]},
                            headers=seats.auth(seats.recruiter)).json()
     assert victim not in [c["candidate_id"] for c in again["candidates"]]

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from elasticsearch import AsyncElasticsearch
 
+from recmatch.accounts.sealing import seal, unseal
 from recmatch.accounts.service import License, Seat
 from recmatch.core.config import Settings
 from recmatch.core.errors import NotAuthenticated
@@ -33,11 +34,11 @@ async def server_secret(*, es: AsyncElasticsearch, names: IndexNames, settings: 
         if not found.get("found"):
             await ignoring(es, 409).index(
                 index=index, id="server:secret", op_type="create", refresh="wait_for",
-                document={"kind": "server", "webhook_secret": secrets.token_urlsafe(48),
+                document={"kind": "server", "webhook_secret": seal(secrets.token_urlsafe(48)),
                           "created_at": datetime.now(UTC).isoformat()},
             )
             found = await es.get(index=index, id="server:secret")
-    return found["_source"]["webhook_secret"]
+    return unseal(found["_source"]["webhook_secret"])
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(elastic_transport.TransportError)
     async def _unmapped_transport(_: Request, exc: elastic_transport.TransportError) -> JSONResponse:
         # A safety net: services map client errors themselves, but never show a stack trace for one.
-        return problem(503, "SearchUnavailable", f"Elasticsearch is unavailable: {exc.message}", retry_after=5)
+        log.warning("unmapped Elasticsearch transport error: %s", exc.message)  # names hosts: logs only
+        return problem(503, "SearchUnavailable", "Elasticsearch is unavailable", retry_after=5)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -191,6 +191,9 @@ seats_app = typer.Typer(help="Seats (one per CRM user) and their API keys.", no_
 taxonomy_app = typer.Typer(help="The title and skill taxonomy.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(seats_app, name="seats")
+operators_app = typer.Typer(help="Operators: who may write the candidate pool every tenant shares.",
+                            no_args_is_help=True)
+app.add_typer(operators_app, name="operators")
 app.add_typer(taxonomy_app, name="taxonomy")
 
 
@@ -238,6 +241,47 @@ def tenants_create(
     ))
     typer.echo(f"tenant_id: {tenant.tenant_id}")
     typer.echo(f"webhook_secret: {tenant.webhook_secret.get_secret_value()}")
+
+
+@tenants_app.command("update")
+def tenants_update(
+    tenant_id: Annotated[str, typer.Option(help="the tenant to change")],
+    webhook_url: Annotated[str | None, typer.Option(help="where CRM events are delivered ('' clears)")] = None,
+    messaging_webhook_url: Annotated[str | None, typer.Option(help="where InMails are delivered ('' clears)")] = None,
+    crm_origin: Annotated[list[str] | None, typer.Option(
+        help="an exact origin allowed to frame the widget, scheme://host[:port] (repeat; replaces the list)")] = None,
+    clear_crm_origins: Annotated[bool, typer.Option("--clear-crm-origins", help="no origin may frame it")] = False,
+    integration_enabled: Annotated[bool | None, typer.Option(help="turn the CRM integration on or off")] = None,
+    crm_supports_matches: Annotated[bool | None, typer.Option(help="the CRM supports Recommended Matches")] = None,
+) -> None:
+    """Change a tenant's webhook URLs, CRM origins or flags (checked like at creation); prints what it is now."""
+    from recmatch.accounts import service as accounts
+
+    changes: dict[str, Any] = {"webhook_url": webhook_url, "messaging_webhook_url": messaging_webhook_url,
+                               "integration_enabled": integration_enabled,
+                               "crm_supports_matches": crm_supports_matches}
+    changes = {field: value for field, value in changes.items() if value is not None}
+    if crm_origin or clear_crm_origins:
+        changes["crm_origins"] = [] if clear_crm_origins else crm_origin
+    if not changes:
+        raise typer.BadParameter("nothing to change: give at least one option")
+    tenant = _with_async_es(lambda es, names: accounts.update_tenant(es=es, names=names, tenant_id=tenant_id,
+                                                                     **changes))
+    typer.echo(f"tenant_id: {tenant.tenant_id}")
+    typer.echo(f"webhook_url: {tenant.webhook_url or ''}")
+    typer.echo(f"messaging_webhook_url: {tenant.messaging_webhook_url or ''}")
+    typer.echo(f"crm_origins: {' '.join(tenant.crm_origins)}")
+    typer.echo(f"integration_enabled: {tenant.integration_enabled}")
+
+
+@operators_app.command("create")
+def operators_create(email: Annotated[str, typer.Option(help="the operator's email")]) -> None:
+    """Create an operator (may write and erase the shared candidate pool) and print its key once."""
+    from recmatch.accounts import operators
+
+    operator, api_key = _with_async_es(lambda es, names: operators.create_operator(es=es, names=names, email=email))
+    typer.echo(f"operator_id: {operator.operator_id}")
+    typer.echo(f"operator_key: {api_key}")
 
 
 @seats_app.command("create")
@@ -306,6 +350,29 @@ def refresh(
     computed, kept = _with_async_es(
         lambda es, names: refresh_active(es=es, names=names, today=today, active_days=active_days))
     console.print(f"refreshed {today}: {computed} snapshots computed, {kept} already there")
+
+
+@app.command()
+def purge(
+    days: Annotated[int | None, typer.Option(
+        min=1, help="keep this many days [default: RECMATCH_PERSONAL_DATA_RETENTION_DAYS]")] = None,
+) -> None:
+    """Delete personal data past its retention: finished outbox entries and events (run it daily, e.g. from cron)."""
+    from datetime import UTC, datetime, timedelta
+
+    from recmatch.actions.service import purge_events
+    from recmatch.webhooks.outbox import purge_finished
+
+    keep = days or get_settings().personal_data_retention_days
+    before = datetime.now(UTC) - timedelta(days=keep)
+
+    async def work(es: Any, names: Any) -> tuple[int, int]:
+        return (await purge_finished(es=es, names=names, before=before),
+                await purge_events(es=es, names=names, before=before))
+
+    deliveries, events = _with_async_es(work)
+    console.print(f"kept {keep} days: deleted {deliveries} finished deliveries and {events} events "
+                  f"from before {before:%Y-%m-%d %H:%M} UTC")
 
 
 DEMO_TENANT = "demo"

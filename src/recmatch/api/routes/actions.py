@@ -39,6 +39,8 @@ def _act(spec: ActionType) -> Callable[..., Awaitable[dict]]:
                                    body.model_dump(mode="json") if body else None)
         return await idempotent(
             es=es, names=names, principal=principal, key=idempotency_key, fingerprint=fingerprint,
+            # A stored answer is replayed only to a caller who may act on this pipeline now (scope, visibility).
+            check=lambda: get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id),
             run=lambda: actions.perform(
                 es=es, names=names, settings=settings, secret=secret, principal=principal,
                 crm_pipeline_id=crm_pipeline_id, candidate_id=candidate_id, action=spec.action,

@@ -12,13 +12,13 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
-from recmatch.accounts.service import Seat, get_tenant
+from recmatch.accounts.service import Seat, check_origin, get_tenant
 from recmatch.accounts.tokens import mint_widget_token, read_widget_token
 from recmatch.actions.registry import widget_table
 from recmatch.api.deps import EsDep, MatchesPrincipalDep, NamesDep, SecretDep, SettingsDep
 from recmatch.api.errors import responses
 from recmatch.api.routes.pipelines import PipelinePath
-from recmatch.core.errors import NotAuthenticated, NotFound
+from recmatch.core.errors import InvalidInput, NotAuthenticated, NotFound
 from recmatch.pipelines import service as pipelines
 
 WIDGET_DIR = Path(__file__).resolve().parents[2] / "widget"
@@ -49,8 +49,15 @@ async def widget_token(crm_pipeline_id: PipelinePath, es: EsDep, names: NamesDep
 
 
 def frame_ancestors(origins: list[str]) -> str:
-    """The CSP of a page the CRM frames: only the tenant's CRM origins may frame it."""
-    ancestors = " ".join(origins) or "'none'"
+    """The CSP of a page the CRM frames: only the tenant's CRM origins may frame it (exact origins only: a value
+    stored before origins were checked, such as `*`, is left out)."""
+    exact = []
+    for origin in origins:
+        try:
+            exact.append(check_origin(origin))
+        except InvalidInput:
+            continue
+    ancestors = " ".join(exact) or "'none'"
     return ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
             f"base-uri 'none'; form-action 'none'; frame-ancestors {ancestors}")
 
