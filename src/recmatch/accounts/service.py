@@ -21,6 +21,7 @@ from recmatch.core.errors import InvalidInput, NotAuthenticated, NotFound, NotPe
 from recmatch.core.es import IndexNames, ignoring, map_es_errors
 
 KEY_PREFIX = "rm_"
+NOT_A_KEY = "this API key is not valid: it is unknown or was revoked (keys start with rm_)"
 TENANT_ID = re.compile(r"[a-z0-9][a-z0-9\-]{0,39}")
 
 
@@ -189,7 +190,7 @@ async def authenticate(
         raise NotAuthenticated("missing API key: send Authorization: Bearer <key>")
     tenant_id, _, secret = api_key.removeprefix(KEY_PREFIX).partition("_")
     if not api_key.startswith(KEY_PREFIX) or not secret or not TENANT_ID.fullmatch(tenant_id):
-        raise NotAuthenticated("unknown or revoked API key")
+        raise NotAuthenticated(NOT_A_KEY)
     key_hash = hash_key(api_key)
     if cache is not None and (known := cache.get(key_hash)) is not None:
         return known
@@ -199,7 +200,7 @@ async def authenticate(
     if "error" in seat_doc or "error" in tenant_doc:  # e.g. shards still recovering after a restart
         raise SearchUnavailable("the accounts index is not available yet", retry_after=5)
     if not seat_doc.get("found") or seat_doc["_source"].get("disabled") or not tenant_doc.get("found"):
-        raise NotAuthenticated("unknown or revoked API key")
+        raise NotAuthenticated(NOT_A_KEY)
     principal = Principal(tenant=Tenant.model_validate(tenant_doc["_source"]),
                           seat=Seat.model_validate(seat_doc["_source"]))
     if cache is not None:

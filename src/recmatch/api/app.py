@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from recmatch.accounts.service import KeyCache
 from recmatch.api.errors import Problem, install_error_handlers
@@ -98,8 +99,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.sync_es.close()
 
     # Validation errors answer {"type", "detail"} like every other error: document that, not FastAPI's default.
-    app = FastAPI(title="recmatch", version="1", description=DESCRIPTION, lifespan=lifespan,
-                  responses={422: {"model": Problem}})
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from the package, so they work with no network.
+    app = FastAPIOffline(title="recmatch", version="1", description=DESCRIPTION, lifespan=lifespan,
+                         responses={422: {"model": Problem}}, static_url="/docs-static")
     install_error_handlers(app)
     observability.install(app)
     app.mount("/widget/static", StaticFiles(directory=widget.STATIC_DIR, check_dir=False), name="widget-static")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -55,7 +56,10 @@ class Settings(BaseSettings):
     # The local node (`recmatch es up`).
     cache_dir: Path = Field(default_factory=_default_cache_dir)
     local_es_version: str = Field(default=ES_VERSION, pattern=r"^9\.\d+\.\d+$")
-    local_es_port: int = Field(default=9200, ge=1024, le=65535)
+    local_es_port: int = Field(
+        default=9200, ge=1024, le=65535,
+        description="unset: the port of RECMATCH_ES_URL when it names 127.0.0.1/localhost; setting it alone also "
+                    "points RECMATCH_ES_URL there, so one variable moves the local node")
     local_es_heap: str = Field(default="1g", pattern=r"^\d+[mg]$")
     local_es_user: str = "recmatch-es"
     java_home: Path | None = Field(default=None, description="a JDK >= 21 for the local node; else searched")
@@ -90,6 +94,17 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("RECMATCH_ES_URL must start with http:// or https://")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_variable_moves_the_local_node(self) -> Settings:
+        port_set, url_set = "local_es_port" in self.model_fields_set, "es_url" in self.model_fields_set
+        if port_set and not url_set:
+            self.es_url = f"http://127.0.0.1:{self.local_es_port}"
+        elif url_set and not port_set:
+            url = urlsplit(self.es_url.split(",")[0])
+            if url.hostname in ("127.0.0.1", "localhost") and url.port and 1024 <= url.port <= 65535:
+                self.local_es_port = url.port
+        return self
 
     @model_validator(mode="after")
     def _auth_is_whole(self) -> Settings:

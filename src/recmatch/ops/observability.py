@@ -33,6 +33,7 @@ from prometheus_client import (
 )
 from pythonjsonlogger.json import JsonFormatter
 from starlette.datastructures import MutableHeaders
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recmatch.core.config import Settings
@@ -227,7 +228,12 @@ def instrumented_async_client(settings: Settings) -> AsyncElasticsearch:
 
 def _route_template(scope: Scope) -> str:
     route = scope.get("route")
-    return getattr(route, "path", None) or UNMATCHED_ROUTE
+    path = getattr(route, "path", None)
+    if path is None and isinstance(scope.get("endpoint"), StaticFiles):
+        # A mounted static directory records no route: one series per mount, not one per file (nor "unmatched").
+        mount = scope.get("root_path", "")[len(scope.get("app_root_path", "")):]
+        return f"{mount}/{{path}}"
+    return path or UNMATCHED_ROUTE
 
 
 class RequestObservability:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from recmatch.api.deps import EsDep, MatchesPrincipalDep, NamesDep, TaxonomyDep, TodayDep, ViewerDep
 from recmatch.api.errors import Problem, responses
-from recmatch.core.errors import RecmatchError
+from recmatch.core.errors import InvalidInput, RecmatchError, SearchUnavailable
 from recmatch.core.models import PipelineId, PipelineIn
 from recmatch.matches import service as matches
 from recmatch.ops.observability import record_snapshot_lookup
@@ -40,18 +40,34 @@ class BatchItem(PipelineIn):
 
 
 class BatchIn(BaseModel):
-    pipelines: list[BatchItem] = Field(min_length=1, max_length=100, description="1 to 100 pipelines")
+    # Items are checked one by one (see put_pipelines), so one bad item cannot refuse the others.
+    pipelines: list[dict[str, Any]] = Field(
+        min_length=1, max_length=100, description="1 to 100 pipelines, each a pipeline body with its crm_pipeline_id",
+        json_schema_extra={"items": BatchItem.model_json_schema()},
+    )
 
 
 class BatchResult(BaseModel):
-    crm_pipeline_id: str
-    status: Literal["created", "updated", "error"]
+    index: int = Field(description="the item's position in the request, from 0")
+    crm_pipeline_id: str | None
+    status: Literal["created", "updated", "refused"]
     pipeline: pipelines.PipelineView | None = None
-    error: Problem | None = None
+    error: Problem | None = Field(default=None, description="why the item was refused")
 
 
 class BatchOut(BaseModel):
+    stored: int = Field(description="items created or updated")
+    refused: int = Field(description="items refused (each result says why)")
     results: list[BatchResult]
+
+
+def _batch_item(index: int, raw: dict[str, Any]) -> BatchItem:
+    try:
+        return BatchItem.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInput("; ".join(
+            f"pipelines.{index}.{'.'.join(str(part) for part in error['loc']) or 'item'}: {error['msg']}"
+            for error in exc.errors())) from None
 
 
 @router.post("/pipelines:batch", response_model=BatchOut, responses=GATED, summary="Sync up to 100 pipelines")
@@ -61,19 +77,25 @@ async def put_pipelines(
 ) -> BatchOut:
     """Each pipeline succeeds or fails on its own; the answer lists one result per pipeline, in order."""
     results = []
-    for item in batch.pipelines:
+    for index, raw in enumerate(batch.pipelines):
+        crm_pipeline_id = raw.get("crm_pipeline_id") if isinstance(raw.get("crm_pipeline_id"), str) else None
         try:
+            item = _batch_item(index, raw)
             stored, created = await pipelines.put_pipeline(
                 es=es, names=names, principal=principal, crm_pipeline_id=item.crm_pipeline_id,
                 pipeline=PipelineIn.model_validate(item.model_dump(exclude={"crm_pipeline_id"})), taxonomy=taxonomy,
                 recent=request.app.state.recent_pipelines,
             )
-            results.append(BatchResult(crm_pipeline_id=item.crm_pipeline_id, status="created" if created else "updated",
+            results.append(BatchResult(index=index, crm_pipeline_id=item.crm_pipeline_id,
+                                       status="created" if created else "updated",
                                        pipeline=pipelines.PipelineView.of(stored)))
         except RecmatchError as exc:
-            results.append(BatchResult(crm_pipeline_id=item.crm_pipeline_id, status="error",
+            if isinstance(exc, SearchUnavailable):
+                raise  # nothing after it would be stored either: the caller retries the whole batch
+            results.append(BatchResult(index=index, crm_pipeline_id=crm_pipeline_id, status="refused",
                                        error=Problem(type=exc.type, detail=exc.detail)))
-    return BatchOut(results=results)
+    refused = sum(result.status == "refused" for result in results)
+    return BatchOut(stored=len(results) - refused, refused=refused, results=results)
 
 
 @router.get("/pipelines/{crm_pipeline_id}", response_model=pipelines.PipelineView, responses=GATED,

@@ -6,6 +6,7 @@ import html
 import secrets
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -16,6 +17,7 @@ from recmatch.accounts.tokens import mint_widget_token, read_widget_token
 from recmatch.api.deps import EsDep, MatchesPrincipalDep, NamesDep, SecretDep, SettingsDep, TaxonomyDep
 from recmatch.api.errors import responses
 from recmatch.api.routes.pipelines import PipelinePath
+from recmatch.core.config import Settings
 from recmatch.core.errors import NotAuthenticated, NotFound, RecmatchError
 from recmatch.core.models import PipelineIn
 from recmatch.pipelines import service as pipelines
@@ -32,19 +34,29 @@ class WidgetTokenOut(BaseModel):
     widget_url: str
 
 
-def _mint(*, secret: str, settings: SettingsDep, seat: Seat, crm_pipeline_id: str) -> WidgetTokenOut:
+def public_base(request: Request, settings: Settings) -> str:
+    """Where callers reach this API: RECMATCH_PUBLIC_BASE_URL when it is set, else the address this request used."""
+    if "public_base_url" in settings.model_fields_set:
+        return settings.public_base_url.rstrip("/")
+    return str(request.base_url).rstrip("/")
+
+
+def _mint(*, secret: str, settings: Settings, seat: Seat, crm_pipeline_id: str, base: str) -> WidgetTokenOut:
     token, expires_at = mint_widget_token(secret=secret, seat=seat, crm_pipeline_id=crm_pipeline_id,
                                           ttl=timedelta(seconds=settings.widget_token_ttl_s))
-    return WidgetTokenOut(token=token, expires_at=expires_at, widget_url=f"/widget/{crm_pipeline_id}?token={token}")
+    return WidgetTokenOut(token=token, expires_at=expires_at,
+                          widget_url=f"{base}/widget/{quote(crm_pipeline_id, safe='')}?token={token}")
 
 
 @router.post("/v1/pipelines/{crm_pipeline_id}/widget-token", response_model=WidgetTokenOut,
              responses=responses(401, 403, 404, 503), summary="A short-lived token for the framed widget")
-async def widget_token(crm_pipeline_id: PipelinePath, es: EsDep, names: NamesDep, secret: SecretDep,
-                       settings: SettingsDep, principal: MatchesPrincipalDep) -> WidgetTokenOut:
-    """Scoped to this pipeline and this seat, valid at most 15 minutes; the CRM frames `widget_url` with it."""
+async def widget_token(crm_pipeline_id: PipelinePath, request: Request, es: EsDep, names: NamesDep,
+                       secret: SecretDep, settings: SettingsDep, principal: MatchesPrincipalDep) -> WidgetTokenOut:
+    """Scoped to this pipeline and this seat, valid at most 15 minutes; the CRM frames `widget_url` (absolute) with
+    it, and renews it before `expires_at` by posting a fresh token to the frame (docs/widget.md)."""
     await pipelines.get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id)
-    return _mint(secret=secret, settings=settings, seat=principal.seat, crm_pipeline_id=crm_pipeline_id)
+    return _mint(secret=secret, settings=settings, seat=principal.seat, crm_pipeline_id=crm_pipeline_id,
+                 base=public_base(request, settings))
 
 
 def frame_ancestors(origins: list[str]) -> str:
@@ -114,6 +126,7 @@ async def sandbox_sync(crm_pipeline_id: PipelinePath, pipeline: PipelineIn, requ
                 license=License.recruiter)
     stored, _ = await pipelines.put_pipeline(es=es, names=names, principal=Principal(tenant=tenant, seat=seat),
                                              crm_pipeline_id=crm_pipeline_id, pipeline=pipeline, taxonomy=taxonomy)
-    minted = _mint(secret=secret, settings=settings, seat=seat, crm_pipeline_id=crm_pipeline_id)
+    minted = _mint(secret=secret, settings=settings, seat=seat, crm_pipeline_id=crm_pipeline_id,
+                   base=str(request.base_url).rstrip("/"))  # the sandbox frames the widget from its own origin
     return SandboxOut(pipeline=pipelines.PipelineView.of(stored), widget_url=minted.widget_url,
                       expires_at=minted.expires_at)
