@@ -61,7 +61,8 @@ def mint_widget_token(*, secret: str, seat: Seat, crm_pipeline_id: str, ttl: tim
 
 def read_widget_token(*, secret: str, token: str, allow_expired: bool = False) -> WidgetClaims:
     """The claims of a genuine widget token (an expired one too when ALLOW_EXPIRED, to frame its error page)."""
-    claims = _decode(secret=secret, token=token, audience=WIDGET_AUDIENCE, what="widget token", verify_exp=not allow_expired)
+    claims = _decode(secret=secret, token=token, audience=WIDGET_AUDIENCE, what="widget token",
+                     verify_exp=not allow_expired)
     try:
         return WidgetClaims(seat=Seat(seat_id=claims["sub"], tenant_id=claims["ten"], email=claims["eml"],
                                       license=License(claims["lic"])),
