@@ -130,3 +130,95 @@ def test_demo_origins_cover_both_loopback_names():
     assert demo_origins("127.0.0.1", 8011) == ["http://127.0.0.1:8011", "http://localhost:8011"]
     assert demo_origins("0.0.0.0", 8000) == ["http://127.0.0.1:8000", "http://localhost:8000"]
     assert demo_origins("crm.test", 8000) == ["http://crm.test:8000"]
+
+
+NURSE = {"title": "Registered Nurse", "locations": ["Boston, MA"], "skills": ["Patient Care"], "radius_km": 80}
+
+
+def _upsert(api_settings: Settings, es, candidate: dict) -> None:
+    """A live upsert as the admin route makes it (the route's own access rules are tested elsewhere)."""
+    from recmatch.core.models import CandidateIn
+    from recmatch.indexing import reindex as indexing
+
+    indexing.upsert_candidate(es=es, settings=api_settings, candidate=CandidateIn.model_validate(candidate))
+
+
+def _first_page(client: TestClient, key: str, pipeline: str, **params) -> dict:
+    response = client.get(f"/v1/pipelines/{pipeline}/matches", params={"page_size": 125, **params},
+                          headers=Seats.auth(key))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_refresh_includes_a_candidate_upserted_since_the_list_was_made(app_client: TestClient, seats: Seats,
+                                                                       api_settings: Settings, es):
+    app_client.put("/v1/pipelines/p-fresh", json=NURSE, headers=seats.auth(seats.recruiter))
+    before = _first_page(app_client, seats.recruiter, "p-fresh")
+    newcomer = {"candidate_id": "c-fresh-nurse", "name": "Nora Newcomer", "title": "Registered Nurse",
+                "skills": ["Patient Care"], "location": {"name": "Boston, MA, US"}, "open_to_work": True,
+                "years_experience": 6, "past_titles": ["Nursing Assistant"]}
+    _upsert(api_settings, es, newcomer)
+    same_day = _first_page(app_client, seats.recruiter, "p-fresh")
+    assert same_day["snapshot"] == before["snapshot"]
+    assert "c-fresh-nurse" not in [c["candidate_id"] for c in same_day["candidates"]]  # a plain read keeps the list
+    refreshed = _first_page(app_client, seats.recruiter, "p-fresh", refresh="true")
+    assert refreshed["computed"] is True
+    listed = {c["candidate_id"]: c for c in refreshed["candidates"]}
+    assert "c-fresh-nurse" in listed
+    # The detail a recruiter opens: open to work, years, seniority, past titles, all skills.
+    nora = listed["c-fresh-nurse"]
+    assert nora["open_to_work"] is True and nora["years_experience"] == 6
+    assert nora["past_titles"] == ["Nursing Assistant"] and nora["skills"] == ["patient care"]
+    assert nora["seniority"] is not None
+    # Pages of the refreshed list agree with its first page, and a second refresh with nothing new keeps it.
+    page = app_client.get("/v1/pipelines/p-fresh/matches", headers=seats.auth(seats.recruiter),
+                          params={"page": 1, "page_size": 125, "snapshot": refreshed["snapshot"]}).json()
+    assert [c["candidate_id"] for c in page["candidates"]] == [c["candidate_id"] for c in refreshed["candidates"]]
+    again = _first_page(app_client, seats.recruiter, "p-fresh", refresh="true")
+    assert again["computed"] is False
+
+
+def test_recmatch_refresh_ranks_again_when_candidates_arrived(app_client: TestClient, seats: Seats,
+                                                              api_settings: Settings, es):
+    from datetime import UTC, datetime
+
+    from recmatch.matches.service import refresh_active
+    from tests.integration.support import run_async
+
+    app_client.put("/v1/pipelines/p-cron", json=NURSE, headers=seats.auth(seats.recruiter))
+    _first_page(app_client, seats.recruiter, "p-cron")
+    _upsert(api_settings, es, {"candidate_id": "c-cron-nurse", "name": "Cara Cron", "title": "Registered Nurse",
+                               "skills": ["Patient Care"], "location": {"name": "Boston, MA, US"}})
+    today = datetime.now(UTC).date()
+    computed, _ = run_async(api_settings, lambda e, n: refresh_active(es=e, names=n, today=today))
+    assert computed >= 1
+    listed = _first_page(app_client, seats.recruiter, "p-cron")
+    assert "c-cron-nurse" in [c["candidate_id"] for c in listed["candidates"]]
+
+
+def test_candidates_already_in_the_crm_are_left_out_of_that_tenants_lists(
+        app_client: TestClient, seats: Seats, other_tenant: Seats):
+    app_client.put("/v1/pipelines/p-held", json=NURSE, headers=seats.auth(seats.recruiter))
+    app_client.put("/v1/pipelines/p-held", json=NURSE, headers=other_tenant.auth(other_tenant.recruiter))
+    first = _first_page(app_client, seats.recruiter, "p-held")["candidates"]
+    by_id, by_url = first[0], next(c for c in first[1:] if c["profile_url"])
+    batch = {"candidates": [{"member_id": by_id["candidate_id"]}, {"profile_url": by_url["profile_url"] + "/"},
+                            {}, {"member_id": "bad id with spaces"}]}
+    answer = app_client.post("/v1/crm-candidates:batch", json=batch, headers=seats.auth(seats.recruiter))
+    assert answer.status_code == 200, answer.text
+    assert [r["status"] for r in answer.json()["results"]] == ["held", "held", "refused", "refused"]
+    assert "member_id, profile_url" in answer.json()["results"][2]["error"]["detail"]
+    refreshed = [c["candidate_id"] for c in _first_page(app_client, seats.recruiter, "p-held", refresh="true")[
+        "candidates"]]
+    assert by_id["candidate_id"] not in refreshed and by_url["candidate_id"] not in refreshed
+    assert len(refreshed) == len(first)  # the slots went to other candidates
+    theirs = [c["candidate_id"] for c in _first_page(app_client, other_tenant.recruiter, "p-held", refresh="true")[
+        "candidates"]]
+    assert by_id["candidate_id"] in theirs  # another tenant's CRM does not hold them
+    forget = app_client.post("/v1/crm-candidates:batch", json={"candidates": [{"member_id": by_id["candidate_id"]}],
+                                                               "remove": True}, headers=seats.auth(seats.recruiter))
+    assert forget.json()["results"][0]["status"] == "removed"
+    one = app_client.post("/v1/crm-candidates", json={"member_id": "c-000001"}, headers=seats.auth(seats.recruiter))
+    assert one.status_code == 200 and one.json() == {"held": 1}
+    assert app_client.post("/v1/crm-candidates", json={"member_id": "c-1"},
+                           headers=seats.auth(seats.collaborator)).status_code == 403

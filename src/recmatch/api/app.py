@@ -14,7 +14,7 @@ from fastapi_offline import FastAPIOffline
 
 from recmatch.accounts.service import KeyCache
 from recmatch.api.errors import Problem, install_error_handlers
-from recmatch.api.routes import account, actions, admin, deliveries, health, share, widget
+from recmatch.api.routes import account, actions, admin, crm_candidates, deliveries, health, share, widget
 from recmatch.api.routes import pipelines as pipeline_routes
 from recmatch.core.config import Settings, get_settings
 from recmatch.core.errors import SearchUnavailable
@@ -106,6 +106,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     observability.install(app)
     app.mount("/widget/static", StaticFiles(directory=widget.STATIC_DIR, check_dir=False), name="widget-static")
     for router in (health.router, account.router, pipeline_routes.router, actions.router, widget.router,
-                   admin.router, deliveries.router, share.router):
+                   admin.router, deliveries.router, share.router, crm_candidates.router):
         app.include_router(router)
     return app

@@ -233,6 +233,7 @@ def mapping_names() -> list[str]:
 # Every index that is not the candidates alias: created from its mapping when missing.
 PLAIN_INDICES = (
     "accounts", "pipelines", "events", "snapshots", "outbox", "erasures", "locks", "actions", "idempotency", "usage",
+    "crm_holdings",
 )
 
 

@@ -13,12 +13,13 @@ from elasticsearch import AsyncElasticsearch
 from elasticsearch.helpers import async_scan
 from pydantic import BaseModel, Field
 
+from recmatch.accounts.holdings import holdings
 from recmatch.accounts.service import Principal
 from recmatch.core.errors import InvalidInput, NotFound, RecmatchError, SearchUnavailable
 from recmatch.core.es import IndexNames, ignoring, map_es_errors
 from recmatch.pipelines.service import RecentPipelines, StoredPipeline, get_pipeline, pipeline_doc_id, touch_pipeline
 from recmatch.ranking.learning import FeedbackCounts, home_regions, learned_boosts
-from recmatch.ranking.query import LearnedBoosts, applicable_steps, build_query
+from recmatch.ranking.query import MAX_SIZE, LearnedBoosts, applicable_steps, build_query
 from recmatch.ranking.reasons import Wording
 
 log = logging.getLogger("recmatch.matches")
@@ -27,7 +28,7 @@ LIST_SIZE = 125
 UNSTORED_AT_MOST = timedelta(minutes=1)  # a list served from memory while it is stored: never longer than this
 DISPLAY_FIELDS = [
     "candidate_id", "name", "headline", "title", "company", "location.name", "open_to_remote", "open_to_work",
-    "allow_export", "profile_url", "years_experience", "seniority",
+    "allow_export", "profile_url", "years_experience", "seniority", "past_titles", "skills",
 ]
 
 
@@ -72,6 +73,11 @@ class MatchCandidate(BaseModel):
     distance_km: float | None = Field(default=None, description="to the nearest pipeline location")
     nearest_location: str | None = Field(default=None, description="that location, as the pipeline names it")
     open_to_remote: bool = False
+    open_to_work: bool = Field(default=False, description="the candidate says they are looking")
+    years_experience: float | None = None
+    seniority: str | None = Field(default=None, description="stated by the title, else from years of experience")
+    past_titles: list[str] = Field(default_factory=list)
+    skills: list[str] = Field(default_factory=list, description="all the candidate's skills (normalised)")
     allow_export: bool = False
     profile_url: str | None = None
     score: float
@@ -126,8 +132,12 @@ async def list_matches(
     defer: Callable[..., Any] | None = None,
     unstored: dict[str, Ranked] | None = None,
     recent: RecentPipelines | None = None,
+    refresh: bool = False,
 ) -> MatchesPage:
     """One page of a pipeline's list; the first read of a day (or of a new version) computes a snapshot.
+
+    With REFRESH (the widget's "Refresh list"), the day's list is ranked again when candidates were indexed or
+    the tenant's CRM synced what it holds since the list was made; the new list replaces the day's.
 
     With DEFER (e.g. a response's background tasks), a new snapshot is stored after the page is sent, so the
     caller does not wait for that write; meanwhile it is in UNSTORED (by snapshot id, shared by the process's
@@ -172,6 +182,10 @@ async def list_matches(
         if early is not None and (found is not None or seen is None or not guess.same_revision(seen)):
             _drop(early)
             early = None
+    replace = False
+    if refresh and snapshot is None and found is not None and await changed_since(
+            es=es, names=names, tenant_id=tenant_id, since=found.created_at):
+        found, replace = None, True
     computed = found is None
     if found is None:
         ranked = await (early or compute_snapshot(es=es, names=names, pipeline=pipeline, day=today))
@@ -179,7 +193,7 @@ async def list_matches(
         total, candidates = found.total, _shown(ranked.entries(window), ranked.sources, {}, window.start + 1)
         if defer is None:
             kept = await store_snapshot(es=es, names=names, pipeline=pipeline, snapshot=ranked.snapshot(),
-                                        recent=recent)
+                                        recent=recent, replace=replace)
             if kept is not ranked.snapshot():  # another request stored the day's list first: serve that one
                 found = kept
                 total, candidates = await _still_listed(es=es, names=names, snapshot=kept, tenant_id=tenant_id,
@@ -188,7 +202,7 @@ async def list_matches(
             unstored = {} if unstored is None else unstored
             unstored[_snapshot_id(pipeline, found.snapshot)] = ranked
             defer(_store_quietly, es=es, names=names, pipeline=pipeline, ranked=ranked, unstored=unstored,
-                  recent=recent)
+                  recent=recent, replace=replace)
     else:
         _, (total, candidates) = await asyncio.gather(
             touch_pipeline(es=es, names=names, pipeline=pipeline),
@@ -234,8 +248,12 @@ async def compute_snapshot(
 ) -> Ranked:
     """Rank now, relaxing until 125 qualify: the day's list (not stored yet: see store_snapshot)."""
     understanding = pipeline.understanding
+    held = await holdings(es=es, names=names, tenant_id=pipeline.tenant_id)
+    # Candidates the tenant's CRM holds are left out: by member id in the query; by profile URL (not indexed) after
+    # it, so the search asks for as many more as there are held URLs (bounded by HELD_AT_MOST).
     ranking = {"understanding": understanding, "boosts": pipeline_boosts(pipeline),
-               "exclude_ids": pipeline.acted_candidate_ids, "size": LIST_SIZE}
+               "exclude_ids": [*pipeline.acted_candidate_ids, *held.member_ids],
+               "size": min(LIST_SIZE + len(held.profile_urls), MAX_SIZE)}
     body = build_query(**ranking)
     relax: list[str] = []
     with map_es_errors("ranking candidates"):
@@ -258,6 +276,9 @@ async def compute_snapshot(
                 if level_response["hits"]["total"]["value"] >= LIST_SIZE:
                     break
     hits = response["hits"]["hits"]
+    if held.profile_urls:
+        hits = [hit for hit in hits if not held.holds(hit["_id"], hit["_source"].get("profile_url"))]
+    hits = hits[:LIST_SIZE]
     head = Snapshot(
         tenant_id=pipeline.tenant_id,
         crm_pipeline_id=pipeline.crm_pipeline_id,
@@ -316,15 +337,16 @@ class Ranked:
 
 async def store_snapshot(
     *, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline, snapshot: Snapshot,
-    recent: RecentPipelines | None = None,
+    recent: RecentPipelines | None = None, replace: bool = False,
 ) -> Snapshot:
     """Keep the day's list and point its pipeline at it; returns the list kept, which is an earlier one when
-    another request stored the same snapshot first (the first stored wins, so pages agree)."""
+    another request stored the same snapshot first (the first stored wins, so pages agree) unless REPLACE (a
+    refresh that found new candidates) says the new list takes its place."""
     kept = snapshot
     try:
         with map_es_errors("storing a snapshot"):
             await es.index(index=names.index("snapshots"), id=_snapshot_id(pipeline, snapshot.snapshot),
-                           document=snapshot.model_dump(mode="json"), op_type="create")
+                           document=snapshot.model_dump(mode="json"), op_type="index" if replace else "create")
     except elasticsearch.ConflictError:
         kept = await load_snapshot(es=es, names=names, tenant_id=pipeline.tenant_id,
                                    crm_pipeline_id=pipeline.crm_pipeline_id, key=snapshot.snapshot) or snapshot
@@ -343,11 +365,12 @@ async def store_snapshot(
 
 async def _store_quietly(
     *, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline, ranked: Ranked,
-    unstored: dict[str, Ranked], recent: RecentPipelines | None,
+    unstored: dict[str, Ranked], recent: RecentPipelines | None, replace: bool = False,
 ) -> None:
     """store_snapshot after the page was sent: a failure is logged (the next read ranks the list again)."""
     try:
-        await store_snapshot(es=es, names=names, pipeline=pipeline, snapshot=ranked.snapshot(), recent=recent)
+        await store_snapshot(es=es, names=names, pipeline=pipeline, snapshot=ranked.snapshot(), recent=recent,
+                             replace=replace)
     except RecmatchError as exc:
         log.warning("snapshot %s of pipeline %s not stored: %s", ranked.head.snapshot, pipeline.crm_pipeline_id,
                     exc.detail)
@@ -455,6 +478,11 @@ def _shown(entries: list[SnapshotEntry], sources: dict[str, dict[str, Any]], sta
                 distance_km=entry.distance_km,
                 nearest_location=entry.nearest_location,
                 open_to_remote=source.get("open_to_remote", False),
+                open_to_work=source.get("open_to_work", False),
+                years_experience=source.get("years_experience"),
+                seniority=source.get("seniority"),
+                past_titles=source.get("past_titles") or [],
+                skills=source.get("skills") or [],
                 allow_export=source.get("allow_export", False),
                 profile_url=source.get("profile_url"),
                 score=entry.score,
@@ -465,6 +493,19 @@ def _shown(entries: list[SnapshotEntry], sources: dict[str, dict[str, Any]], sta
             )
         )
     return shown
+
+
+async def changed_since(*, es: AsyncElasticsearch, names: IndexNames, tenant_id: str, since: datetime) -> bool:
+    """Whether candidates were indexed (a live upsert or a reindex), or the tenant's CRM synced candidates it
+    holds, after SINCE: then a list made at SINCE is missing something."""
+    stamp = since.isoformat()
+    held = {"bool": {"filter": [{"term": {"tenant_id": tenant_id}}, {"range": {"synced_at": {"gt": stamp}}}]}}
+    with map_es_errors("looking for candidates indexed since the list was made"):
+        indexed, synced = await asyncio.gather(
+            es.count(index=names.candidates, query={"range": {"indexed_at": {"gt": stamp}}}),
+            es.count(index=names.index("crm_holdings"), query=held),
+        )
+    return indexed["count"] > 0 or synced["count"] > 0
 
 
 async def refresh_active(
@@ -479,11 +520,14 @@ async def refresh_active(
         pages = async_scan(es, index=names.index("pipelines"), query=active)
         async for hit in pages:
             pipeline = StoredPipeline.model_validate(hit["_source"])
-            if await load_snapshot(es=es, names=names, tenant_id=pipeline.tenant_id,
-                                   crm_pipeline_id=pipeline.crm_pipeline_id, key=snapshot_key(pipeline, today)):
+            stored = await load_snapshot(es=es, names=names, tenant_id=pipeline.tenant_id,
+                                         crm_pipeline_id=pipeline.crm_pipeline_id, key=snapshot_key(pipeline, today))
+            if stored is not None and not await changed_since(es=es, names=names, tenant_id=pipeline.tenant_id,
+                                                              since=stored.created_at):
                 kept += 1
                 continue
             ranked = await compute_snapshot(es=es, names=names, pipeline=pipeline, day=today)
-            await store_snapshot(es=es, names=names, pipeline=pipeline, snapshot=ranked.snapshot())
+            await store_snapshot(es=es, names=names, pipeline=pipeline, snapshot=ranked.snapshot(),
+                                 replace=stored is not None)
             computed += 1
     return computed, kept

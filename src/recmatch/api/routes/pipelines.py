@@ -117,13 +117,15 @@ async def get_matches(
     snapshot: Annotated[str | None, Query(max_length=64, pattern=r"^v\d+-\d{8}-l\d+$",
                                           description="page within this snapshot")] = None,
     explain: Annotated[bool, Query(description="add the exact search body (paste into Kibana Dev Tools)")] = False,
+    refresh: Annotated[bool, Query(description="rank the day's list again if candidates were indexed or the CRM "
+                                               "synced the candidates it holds since it was made")] = False,
 ) -> matches.MatchesPage:
     """Pages of one list that stays the same for the day unless the pipeline's ranking fields change."""
     listing = await matches.list_matches(
         es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id, today=today,
         page=page, page_size=page_size, snapshot=snapshot, explain=explain,
         defer=background.add_task, unstored=request.app.state.unstored_snapshots,  # stored after the page is sent
-        recent=request.app.state.recent_pipelines,
+        recent=request.app.state.recent_pipelines, refresh=refresh,
     )
     record_snapshot_lookup(cached=not listing.computed)
     return listing
