@@ -222,3 +222,28 @@ def test_candidates_already_in_the_crm_are_left_out_of_that_tenants_lists(
     assert one.status_code == 200 and one.json() == {"held": 1}
     assert app_client.post("/v1/crm-candidates", json={"member_id": "c-1"},
                            headers=seats.auth(seats.collaborator)).status_code == 403
+
+
+def test_undo_of_a_dismissal_restores_status_list_and_learning(app_client: TestClient, seats: Seats):
+    key = seats.auth(seats.recruiter)
+    app_client.put("/v1/pipelines/p-undo", json=NURSE, headers=key)
+    first = _first_page(app_client, seats.recruiter, "p-undo")["candidates"]
+    kept, undone = first[0]["candidate_id"], first[1]["candidate_id"]
+    assert app_client.post(f"/v1/pipelines/p-undo/candidates/{kept}/save", headers=key).status_code == 200
+    learned_after_save = app_client.get("/v1/pipelines/p-undo/learned", headers=key).json()["items"]
+    dismissed = app_client.post(f"/v1/pipelines/p-undo/candidates/{undone}/dismiss", json={"reason": "title"},
+                                headers=key)
+    assert dismissed.status_code == 200
+    assert app_client.get("/v1/pipelines/p-undo/learned", headers=key).json()["items"] != learned_after_save
+    back = app_client.delete(f"/v1/pipelines/p-undo/candidates/{undone}/dismiss", headers=key)
+    assert back.status_code == 200, back.text
+    assert back.json()["status"] == "none"
+    assert app_client.get("/v1/pipelines/p-undo/learned", headers=key).json()["items"] == learned_after_save
+    listed = {c["candidate_id"]: c for c in _first_page(app_client, seats.recruiter, "p-undo")["candidates"]}
+    assert undone in listed and listed[undone]["status"] is None
+    again = app_client.delete(f"/v1/pipelines/p-undo/candidates/{undone}/dismiss", headers=key)
+    assert again.status_code == 404
+    # Saved and then dismissed: the undo leaves it saved.
+    app_client.post(f"/v1/pipelines/p-undo/candidates/{kept}/dismiss", json={"reason": "skills"}, headers=key)
+    assert app_client.delete(f"/v1/pipelines/p-undo/candidates/{kept}/dismiss",
+                             headers=key).json()["status"] == "saved"

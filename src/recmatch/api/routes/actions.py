@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path
 from pydantic import BaseModel
 
 from recmatch.actions import service as actions
+from recmatch.actions import undo
 from recmatch.actions.service import Action, ActionOut, DismissIn, InMailIn
 from recmatch.api.deps import EsDep, NamesDep, SecretDep, SettingsDep, TaxonomyDep, ViewerDep
 from recmatch.api.errors import responses
@@ -75,6 +77,14 @@ async def dismiss(crm_pipeline_id: PipelinePath, candidate_id: CandidatePath, di
                       principal, dismissal)
 
 
+@router.delete("/candidates/{candidate_id}/dismiss", response_model=ActionOut, responses=ACTION_ERRORS)
+async def undo_dismiss(crm_pipeline_id: PipelinePath, candidate_id: CandidatePath, es: EsDep, names: NamesDep,
+                       principal: ViewerDep) -> ActionOut:
+    """Undo a dismissal: the candidate may come back in the next lists, and the ranking unlearns it."""
+    return await undo.undo_dismissal(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id,
+                                     candidate_id=candidate_id)
+
+
 class LearnedEntry(BaseModel):
     kind: str
     key: str
@@ -128,6 +138,8 @@ async def reset_learned(crm_pipeline_id: PipelinePath, es: EsDep, names: NamesDe
                         taxonomy: TaxonomyDep) -> LearnedOut:
     """Forget what was learned; the next list ranks without it (acted-on candidates stay out)."""
     pipeline = await get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id)
+    await undo.record_marker(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id,
+                             candidate_id=None, action=undo.RESET, at=datetime.now(UTC))
     reset = await update_pipeline(es=es, names=names, pipeline=pipeline, change=lambda current: {
         "learned": None, "learning_version": current.learning_version + 1})
     return _learned_view(reset, taxonomy)
