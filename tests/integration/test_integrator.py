@@ -247,3 +247,15 @@ def test_undo_of_a_dismissal_restores_status_list_and_learning(app_client: TestC
     app_client.post(f"/v1/pipelines/p-undo/candidates/{kept}/dismiss", json={"reason": "skills"}, headers=key)
     assert app_client.delete(f"/v1/pipelines/p-undo/candidates/{kept}/dismiss",
                              headers=key).json()["status"] == "saved"
+
+
+def test_inmail_without_a_messaging_webhook_is_refused_and_not_recorded(app_client: TestClient, seats: Seats):
+    key = seats.auth(seats.recruiter)
+    app_client.put("/v1/pipelines/p-nomsg", json=NURSE, headers=key)
+    candidate_id = _first_page(app_client, seats.recruiter, "p-nomsg")["candidates"][0]["candidate_id"]
+    response = app_client.post(f"/v1/pipelines/p-nomsg/candidates/{candidate_id}/inmail",
+                               json={"subject": "Hello", "body": "A role for you"}, headers=key)
+    assert response.status_code == 409 and response.json()["type"] == "MessagingNotConfigured"
+    assert "nothing was sent" in response.json()["detail"]
+    listed = {c["candidate_id"]: c for c in _first_page(app_client, seats.recruiter, "p-nomsg")["candidates"]}
+    assert listed[candidate_id]["status"] is None

@@ -77,19 +77,24 @@ class ShareClaims:
     crm_pipeline_id: str
     candidate_id: str
     delivery_id: str
+    recruiter: str | None = None  # who wrote, for which company and role: the page the candidate opens says so
+    company: str | None = None
+    role: str | None = None
 
 
 def mint_share_token(*, secret: str, claims: ShareClaims, ttl: timedelta) -> str:
     """The link an InMail carries, where the candidate can share contact details."""
     payload = {"aud": SHARE_AUDIENCE, "ten": claims.tenant_id, "pip": claims.crm_pipeline_id,
-               "cid": claims.candidate_id, "did": claims.delivery_id, "exp": datetime.now(UTC) + ttl}
+               "cid": claims.candidate_id, "did": claims.delivery_id, "rec": claims.recruiter,
+               "org": claims.company, "rol": claims.role, "exp": datetime.now(UTC) + ttl}
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 
 def read_share_token(*, secret: str, token: str) -> ShareClaims:
     claims = _decode(secret=secret, token=token, audience=SHARE_AUDIENCE, what="contact-share link")
     return ShareClaims(tenant_id=claims["ten"], crm_pipeline_id=claims["pip"], candidate_id=claims["cid"],
-                       delivery_id=claims["did"])
+                       delivery_id=claims["did"], recruiter=claims.get("rec"), company=claims.get("org"),
+                       role=claims.get("rol"))
 
 
 def _decode(*, secret: str, token: str, audience: str, what: str, verify_exp: bool = True) -> dict:

@@ -35,6 +35,10 @@ class NotExportable(Conflict):
     """The candidate has not allowed their profile to be exported."""
 
 
+class MessagingNotConfigured(Conflict):
+    """The tenant has no messaging webhook, so an InMail could not be delivered: it is not recorded as sent."""
+
+
 class InMailIn(BaseModel):
     subject: str = Field(min_length=1, max_length=200, description="1–200 characters")
     body: str = Field(min_length=1, max_length=5000, description="1–5000 characters")
@@ -114,6 +118,9 @@ async def perform(
         return ActionOut(action=action, crm_pipeline_id=crm_pipeline_id, candidate_id=candidate_id,
                          status=previous["status"], at=previous[_DONE_AT[action]], repeated=True,
                          learning_version=pipeline.learning_version)
+    if action is Action.inmail and not principal.tenant.messaging_webhook_url:
+        raise MessagingNotConfigured("InMail is not connected for this account: it has no messaging webhook "
+                                     "(messaging_webhook_url), so nothing was sent; an admin can set one")
     if action is Action.export and not candidate.get("allow_export"):
         raise NotExportable(f"{candidate['name']} has not allowed their profile to be exported to a CRM")
     now = datetime.now(UTC)
@@ -195,7 +202,8 @@ async def _tell(*, es: AsyncElasticsearch, names: IndexNames, settings: Settings
     elif action is Action.inmail and inmail is not None:
         if inmail.share_prompt:
             claims = ShareClaims(tenant_id=tenant_id, crm_pipeline_id=crm_pipeline_id, candidate_id=candidate_id,
-                                 delivery_id=delivery_id)
+                                 delivery_id=delivery_id, recruiter=principal.seat.email,
+                                 company=principal.tenant.name, role=pipeline.title)
             token = mint_share_token(secret=secret, ttl=timedelta(days=settings.share_link_ttl_days), claims=claims)
             share_url = f"{settings.public_base_url.rstrip('/')}/share/{token}"
         target, event = "messaging", "inmail.sent"
