@@ -22,7 +22,7 @@ import httpx
 import orjson
 
 from recmatch.core.config import Settings
-from recmatch.webhooks.delivery import verify
+from recmatch.webhooks.signing import verify
 
 
 def free_port() -> int:

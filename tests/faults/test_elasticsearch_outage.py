@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from recmatch.api.app import prepare_cluster
 from recmatch.core.es import IndexNames, make_client
 from recmatch.indexing import reindex as indexing
+from recmatch.ops.cluster import prepare_cluster
 from tests.faults.conftest import FaultNode
 from tests.faults.support import (
     DeliveryStore,
@@ -216,18 +216,18 @@ def _assert_nothing_accepted_was_lost(fault_node: FaultNode, seats: Seats, accep
     es = make_client(fault_node.settings)
     tenant_id = seats.tenant.tenant_id
     try:
-        es.indices.refresh(index=names.index("events"))
+        es.indices.refresh(index=names.events)
         expected_deliveries = set()
         for call in accepted.values():
-            state = es.get(index=names.index("actions"), id=f"{tenant_id}:{PIPELINE_ID}:{call.candidate_id}")
+            state = es.get(index=names.actions, id=f"{tenant_id}:{PIPELINE_ID}:{call.candidate_id}")
             answer = httpx.Response(200, text=call.text).json()
             assert state["_source"]["status"] == answer["status"], (call, state["_source"])
-            events = es.count(index=names.index("events"), query={"bool": {"filter": [
+            events = es.count(index=names.events, query={"bool": {"filter": [
                 {"term": {"tenant_id": tenant_id}}, {"term": {"candidate_id": call.candidate_id}},
                 {"term": {"action": call.action}}]}})["count"]
             assert events >= 1, f"no event for the accepted {call.action} of {call.candidate_id}"
             if answer["delivery_id"]:
-                outbox = es.options(ignore_status=404).get(index=names.index("outbox"), id=answer["delivery_id"])
+                outbox = es.options(ignore_status=404).get(index=names.outbox, id=answer["delivery_id"])
                 assert outbox.get("found"), f"no outbox entry for {answer['delivery_id']}"
                 expected_deliveries.add(answer["delivery_id"])
             elif call.action != "dismiss":

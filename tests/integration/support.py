@@ -12,10 +12,10 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from recmatch.accounts import service as accounts
-from recmatch.api.app import prepare_cluster
 from recmatch.core.config import Settings
 from recmatch.core.es import run_with_async_client
 from recmatch.indexing import reindex as indexing
+from recmatch.ops.cluster import prepare_cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -120,7 +120,7 @@ def test_a_checked_key_is_trusted_for_the_cache_time_only(api_settings):
 
     async def work(es, names):
         first = await accounts.authenticate(es=es, names=names, api_key=key, cache=cache)
-        await es.delete(index=names.index("accounts"), id=f"seat:{accounts.hash_key(key)}", refresh=True)
+        await es.delete(index=names.accounts, id=f"seat:{accounts.hash_key(key)}", refresh=True)
         now[0] = 29.0  # revoked, but still within the cache time of this process
         cached = await accounts.authenticate(es=es, names=names, api_key=key, cache=cache)
         outcomes = []

@@ -11,10 +11,12 @@ from fastapi.testclient import TestClient
 from recmatch.accounts import service as accounts
 from recmatch.api.app import create_app
 from recmatch.api.deps import get_today
+from recmatch.core.ids import pipeline_doc_id
 from recmatch.core.models import PipelineIn
+from recmatch.matches import refresh, snapshots
 from recmatch.matches import service as matches
+from recmatch.matches.memory import UNSTORED_AT_MOST, ListMemory
 from recmatch.pipelines import service as pipelines
-from recmatch.pipelines.service import RecentPipelines, pipeline_doc_id
 from recmatch.text.taxonomy import get_taxonomy
 from tests.integration.support import Seats, run_async
 
@@ -128,19 +130,20 @@ def test_a_new_list_is_stored_after_the_page_is_sent(app_client: TestClient, sea
 def test_a_list_still_being_stored_is_served_from_memory(app_client: TestClient, seats: Seats, api_settings):
     app_client.put("/v1/pipelines/p-unstored", json=BACKEND, headers=seats.auth(seats.recruiter))
     deferred: list[tuple] = []
-    unstored: dict = {}
+    memory = ListMemory()
+    unstored = memory.unstored
 
     async def work(es, names):
         principal = await accounts.authenticate(es=es, names=names, api_key=seats.recruiter)
         listing = partial(matches.list_matches, es=es, names=names, principal=principal,
-                          crm_pipeline_id="p-unstored", today=date.today(), unstored=unstored,
+                          crm_pipeline_id="p-unstored", today=date.today(), memory=memory,
                           defer=lambda task, **arguments: deferred.append((task, arguments)))
         first = await listing()
         pending = len(unstored)
         again, page_two = await listing(), await listing(page=2, snapshot=first.snapshot)
         for task, arguments in deferred:  # the response's background work, once the page is sent
             await task(**arguments)
-        kept = await matches.load_snapshot(es=es, names=names, tenant_id=principal.tenant.tenant_id,
+        kept = await snapshots.load_snapshot(es=es, names=names, tenant_id=principal.tenant.tenant_id,
                                            crm_pipeline_id="p-unstored", key=first.snapshot)
         return first, pending, again, page_two, kept
 
@@ -240,14 +243,14 @@ def test_daily_refresh_computes_tomorrows_list_of_pipelines_in_use(app_client: T
     tomorrow = datetime.now(UTC).date() + timedelta(days=1)
 
     async def refresh_and_look(es, names):
-        computed, _ = await matches.refresh_active(es=es, names=names, today=tomorrow)
+        computed, _ = await refresh.refresh_active(es=es, names=names, today=tomorrow)
         found = {}
         for pipeline in ("p-in-use", "p-idle"):
             stored = await pipelines.get_pipeline(es=es, names=names, crm_pipeline_id=pipeline, principal=(
                 await accounts.authenticate(es=es, names=names, api_key=seats.recruiter)))
-            found[pipeline] = await matches.load_snapshot(es=es, names=names, tenant_id=seats.tenant.tenant_id,
+            found[pipeline] = await snapshots.load_snapshot(es=es, names=names, tenant_id=seats.tenant.tenant_id,
                                                           crm_pipeline_id=pipeline,
-                                                          key=matches.snapshot_key(stored, tomorrow))
+                                                          key=snapshots.snapshot_key(stored, tomorrow))
         return computed, found
 
     computed, found = run_async(api_settings, refresh_and_look)
@@ -261,7 +264,8 @@ def test_a_list_started_early_is_kept_only_for_the_pipeline_as_it_is(app_client:
                                                                       api_settings):
     """A process that synced a pipeline starts ranking it while it reads it back; a change made meanwhile by
     another process wins."""
-    recent = RecentPipelines()
+    memory = ListMemory()
+    recent = memory.recent
 
     async def sync_here(es, names):
         principal = await accounts.authenticate(es=es, names=names, api_key=seats.recruiter)
@@ -276,7 +280,7 @@ def test_a_list_started_early_is_kept_only_for_the_pipeline_as_it_is(app_client:
     async def list_here(es, names):
         principal = await accounts.authenticate(es=es, names=names, api_key=seats.recruiter)
         return [await matches.list_matches(es=es, names=names, principal=principal, crm_pipeline_id=pipeline_id,
-                                           today=date.today(), recent=recent, explain=True)
+                                           today=date.today(), memory=memory, explain=True)
                 for pipeline_id in ("p-guess-kept", "p-guess-dropped")]
 
     kept, dropped = run_async(api_settings, list_here)
@@ -289,17 +293,18 @@ def test_a_list_started_early_is_kept_only_for_the_pipeline_as_it_is(app_client:
 def test_a_list_whose_storing_never_ran_is_not_served_from_memory_for_long(app_client: TestClient, seats: Seats,
                                                                           api_settings):
     app_client.put("/v1/pipelines/p-never-stored", json=BACKEND, headers=seats.auth(seats.recruiter))
-    unstored: dict = {}
+    memory = ListMemory()
+    unstored = memory.unstored
 
     async def work(es, names):
         principal = await accounts.authenticate(es=es, names=names, api_key=seats.recruiter)
         listing = partial(matches.list_matches, es=es, names=names, principal=principal,
-                          crm_pipeline_id="p-never-stored", today=date.today(), unstored=unstored,
+                          crm_pipeline_id="p-never-stored", today=date.today(), memory=memory,
                           defer=lambda task, **arguments: None)  # a response that failed: its tasks never run
         first = await listing()
         soon = await listing()
         (served,) = unstored.values()
-        served.head.created_at -= matches.UNSTORED_AT_MOST + timedelta(seconds=1)
+        served.head.created_at -= UNSTORED_AT_MOST + timedelta(seconds=1)
         later = await listing()
         return first, soon, later
 

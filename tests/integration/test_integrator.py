@@ -182,7 +182,7 @@ def test_recmatch_refresh_ranks_again_when_candidates_arrived(app_client: TestCl
                                                               api_settings: Settings, es):
     from datetime import UTC, datetime
 
-    from recmatch.matches.service import refresh_active
+    from recmatch.matches.refresh import refresh_active
     from tests.integration.support import run_async
 
     app_client.put("/v1/pipelines/p-cron", json=NURSE, headers=seats.auth(seats.recruiter))

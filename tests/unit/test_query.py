@@ -20,7 +20,7 @@ from recmatch.ranking.query import (
     build_query,
     widened_radius_km,
 )
-from recmatch.ranking.reasons import describe_hit
+from recmatch.ranking.reasons import Wording
 from recmatch.ranking.understand import Understanding, understand
 from recmatch.text.taxonomy import Taxonomy
 
@@ -399,7 +399,7 @@ def test_hit_reasons_name_title_occupation_skills_and_distance():
         title="Senior Backend Engineer",
         location={"name": "Round Rock, TX", "geo": {"lat": 30.5083, "lon": -97.6789}},
     )
-    explanation = describe_hit(understanding=understanding, hit=hit)
+    explanation = Wording(understanding).describe(hit)
     assert explanation.reasons == (
         "title: Senior Backend Engineer ~ Software Developers",
         "skills: Python, Kubernetes",
@@ -414,7 +414,7 @@ def test_hit_reasons_name_a_related_title_and_remote():
     understanding = _understand(**BACKEND_AUSTIN, remote_ok=True)
     hit = _hit({f"title.related:{WEB}": 5.0, "remote": 0.0}, title="Web Developer", open_to_remote=True,
                location={"geo": [-0.1276, 51.5072]})
-    explanation = describe_hit(understanding=understanding, hit=hit)
+    explanation = Wording(understanding).describe(hit)
     assert explanation.reasons[0] == "related title: Web Developers"
     assert explanation.reasons[-1] == "open to remote"
     assert explanation.distance_km is not None and explanation.distance_km > 7000
@@ -422,7 +422,7 @@ def test_hit_reasons_name_a_related_title_and_remote():
 
 def test_hit_without_coordinates_has_no_distance():
     understanding = _understand(title="Backend Engineer", locations=["Germany"])
-    explanation = describe_hit(understanding=understanding, hit=_hit(["title.exact", "location:0"],
+    explanation = Wording(understanding).describe(_hit(["title.exact", "location:0"],
                                                                       title="Backend Engineer"))
     assert explanation.reasons == ("title: Backend Engineer", "in Germany")
     assert explanation.distance_km is None and explanation.matched_skills == ()
@@ -432,11 +432,11 @@ def test_hit_inside_a_region_is_in_it_rather_than_far_from_its_centre():
     understanding = _understand(title="Backend Engineer", locations=["Austin, TX", "Texas"])
     hit = _hit(["title.exact", "location:1"], title="Backend Engineer",
                location={"geo": {"lat": 29.7604, "lon": -95.3698}})  # Houston
-    explanation = describe_hit(understanding=understanding, hit=hit)
+    explanation = Wording(understanding).describe(hit)
     assert explanation.reasons == ("title: Backend Engineer", "in Texas")
     assert explanation.nearest_location == "Texas"
 
 
 def test_hit_with_nothing_matched_has_no_reasons():
-    explanation = describe_hit(understanding=_understand(title="Backend Engineer"), hit={"_source": {}})
+    explanation = Wording(_understand(title="Backend Engineer")).describe({"_source": {}})
     assert explanation.reasons == () and explanation.distance_km is None

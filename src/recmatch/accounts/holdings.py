@@ -65,7 +65,7 @@ async def hold(*, es: AsyncElasticsearch, names: IndexNames, tenant_id: str,
     operations: list[dict] = []
     for candidate in candidates:
         for kind, value in candidate.keys():
-            index = names.index("crm_holdings")
+            index = names.crm_holdings
             operations.append({"index": {"_index": index, "_id": _doc_id(tenant_id, kind, value)}})
             operations.append({"tenant_id": tenant_id, "kind": kind, "value": value, "synced_at": now,
                                **({"candidate_id": value} if kind == "member_id" else {})})
@@ -79,7 +79,7 @@ async def hold(*, es: AsyncElasticsearch, names: IndexNames, tenant_id: str,
 async def release(*, es: AsyncElasticsearch, names: IndexNames, tenant_id: str,
                   candidates: list[HeldCandidate]) -> int:
     """Forget that the CRM holds CANDIDATES (they may be recommended again); returns how many keys were removed."""
-    operations = [{"delete": {"_index": names.index("crm_holdings"), "_id": _doc_id(tenant_id, kind, value)}}
+    operations = [{"delete": {"_index": names.crm_holdings, "_id": _doc_id(tenant_id, kind, value)}}
                   for candidate in candidates for kind, value in candidate.keys()]
     if not operations:
         return 0
@@ -107,7 +107,7 @@ class Holdings:
 async def holdings(*, es: AsyncElasticsearch, names: IndexNames, tenant_id: str) -> Holdings:
     """Every key the tenant's CRM synced (at most HELD_AT_MOST)."""
     with map_es_errors("reading the CRM's candidates"):
-        found = await es.search(index=names.index("crm_holdings"), size=HELD_AT_MOST, source=["kind", "value"],
+        found = await es.search(index=names.crm_holdings, size=HELD_AT_MOST, source=["kind", "value"],
                                 query={"term": {"tenant_id": tenant_id}}, sort=[{"synced_at": "desc"}])
     hits = found["hits"]["hits"]
     members = frozenset(hit["_source"]["value"] for hit in hits if hit["_source"]["kind"] == "member_id")

@@ -49,6 +49,7 @@ class Tenant(BaseModel):
     messaging_webhook_url: str | None = None
     webhook_secret: SecretStr = Field(default_factory=lambda: SecretStr(secrets.token_urlsafe(32)))
     crm_origins: list[str] = Field(default_factory=list)
+    webhook_format: str = Field(default="recmatch", description="how its webhooks are shaped (webhooks.formats)")
 
     @property
     def matches_enabled(self) -> bool:
@@ -106,6 +107,7 @@ async def create_tenant(
     messaging_webhook_url: str | None = None,
     crm_origins: list[str] | None = None,
     tenant_id: str | None = None,
+    webhook_format: str = "recmatch",
 ) -> Tenant:
     """Store a new tenant; its webhook secret is generated here."""
     if tenant_id is not None and not TENANT_ID.fullmatch(tenant_id):
@@ -122,9 +124,10 @@ async def create_tenant(
         webhook_url=webhook_url,
         messaging_webhook_url=messaging_webhook_url,
         crm_origins=crm_origins or [],
+        webhook_format=webhook_format,
     )
     with map_es_errors("creating a tenant"):
-        await es.index(index=names.index("accounts"), id=f"tenant:{tenant.tenant_id}", document=_tenant_doc(tenant),
+        await es.index(index=names.accounts, id=f"tenant:{tenant.tenant_id}", document=_tenant_doc(tenant),
                        refresh=True)
     return tenant
 
@@ -134,14 +137,14 @@ async def update_tenant(*, es: AsyncElasticsearch, names: IndexNames, tenant_id:
     tenant = await get_tenant(es=es, names=names, tenant_id=tenant_id)
     tenant = tenant.model_copy(update=changes)
     with map_es_errors("updating a tenant"):
-        await es.index(index=names.index("accounts"), id=f"tenant:{tenant_id}", document=_tenant_doc(tenant),
+        await es.index(index=names.accounts, id=f"tenant:{tenant_id}", document=_tenant_doc(tenant),
                        refresh=True)
     return tenant
 
 
 async def get_tenant(*, es: AsyncElasticsearch, names: IndexNames, tenant_id: str) -> Tenant:
     with map_es_errors("reading a tenant"):
-        found = await ignoring(es, 404).get(index=names.index("accounts"), id=f"tenant:{tenant_id}")
+        found = await ignoring(es, 404).get(index=names.accounts, id=f"tenant:{tenant_id}")
     if not found.get("found"):
         raise NotFound(f"no tenant {tenant_id!r}")
     return Tenant.model_validate(found["_source"])
@@ -157,7 +160,7 @@ async def create_seat(
     api_key = f"{KEY_PREFIX}{tenant_id}_{secrets.token_urlsafe(32)}"
     key_hash = hash_key(api_key)
     with map_es_errors("creating a seat"):
-        await es.index(index=names.index("accounts"), id=f"seat:{key_hash}", refresh=True,
+        await es.index(index=names.accounts, id=f"seat:{key_hash}", refresh=True,
                        document={"kind": "seat", **seat.model_dump(), "key_hash": key_hash,
                                  "created_at": datetime.now(UTC).isoformat()})
     return seat, api_key
@@ -195,7 +198,7 @@ async def authenticate(
     if cache is not None and (known := cache.get(key_hash)) is not None:
         return known
     with map_es_errors("checking the API key"):
-        seat_doc, tenant_doc = (await es.mget(index=names.index("accounts"),
+        seat_doc, tenant_doc = (await es.mget(index=names.accounts,
                                               ids=[f"seat:{key_hash}", f"tenant:{tenant_id}"]))["docs"]
     if "error" in seat_doc or "error" in tenant_doc:  # e.g. shards still recovering after a restart
         raise SearchUnavailable("the accounts index is not available yet", retry_after=5)

@@ -27,7 +27,7 @@ async def server_secret(*, es: AsyncElasticsearch, names: IndexNames, settings: 
     """RECMATCH_SECRET_KEY, else one secret kept in the cluster so every API process signs alike."""
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value()
-    index = names.index("accounts")
+    index = names.accounts
     with map_es_errors("reading the signing secret"):
         found = await ignoring(es, 404).get(index=index, id="server:secret")
         if not found.get("found"):

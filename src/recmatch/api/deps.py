@@ -18,6 +18,7 @@ from recmatch.accounts.tokens import read_widget_token, server_secret
 from recmatch.core.config import Settings
 from recmatch.core.errors import NotAuthenticated, NotFound, NotPermitted
 from recmatch.core.es import IndexNames
+from recmatch.matches.memory import ListMemory
 from recmatch.text.taxonomy import Taxonomy
 
 bearer = HTTPBearer(auto_error=False, description="a seat's API key")
@@ -53,6 +54,10 @@ async def get_secret(request: Request) -> str:
     return state.secret
 
 
+async def get_list_memory(request: Request) -> ListMemory:
+    return request.app.state.list_memory
+
+
 async def get_today() -> date:
     """The day lists are computed for (UTC); tests override it to move time."""
     return datetime.now(UTC).date()
@@ -64,6 +69,7 @@ SyncEsDep = Annotated[Elasticsearch, Depends(get_sync_es)]
 NamesDep = Annotated[IndexNames, Depends(get_names)]
 TaxonomyDep = Annotated[Taxonomy, Depends(get_taxonomy_dep)]
 TodayDep = Annotated[date, Depends(get_today)]
+ListMemoryDep = Annotated[ListMemory, Depends(get_list_memory)]
 SecretDep = Annotated[str, Depends(get_secret)]
 
 

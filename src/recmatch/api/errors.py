@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recmatch.core.errors import RecmatchError
-from recmatch.ops.observability import current_request_id
+from recmatch.ops.logs import current_request_id
 
 log = logging.getLogger("recmatch.api")
 

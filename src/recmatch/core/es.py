@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 import elastic_transport
 import elasticsearch
 from elasticsearch import AsyncElasticsearch, Elasticsearch
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from recmatch.core.config import Settings
 from recmatch.core.errors import IncompatibleServer, NotFound, RecmatchError, SearchUnavailable
@@ -55,14 +54,16 @@ def client_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def make_client(settings: Settings) -> Elasticsearch:
-    """A synchronous client (CLI, scripts, reindex)."""
-    return Elasticsearch(**client_options(settings))
+def make_client(settings: Settings, *, client_class: type[Elasticsearch] = Elasticsearch) -> Elasticsearch:
+    """A synchronous client (CLI, scripts, reindex); the API passes an instrumented CLIENT_CLASS (ops.metrics)."""
+    return client_class(**client_options(settings))
 
 
-def make_async_client(settings: Settings) -> AsyncElasticsearch:
-    """An asynchronous client (the API)."""
-    return AsyncElasticsearch(**client_options(settings))
+def make_async_client(
+    settings: Settings, *, client_class: type[AsyncElasticsearch] = AsyncElasticsearch
+) -> AsyncElasticsearch:
+    """An asynchronous client (the API); the API passes an instrumented CLIENT_CLASS (ops.metrics)."""
+    return client_class(**client_options(settings))
 
 
 def run_with_async_client(settings: Settings, work: Callable[[AsyncElasticsearch, IndexNames], Awaitable[T]]) -> T:
@@ -145,27 +146,6 @@ def check_server_version(es: Elasticsearch) -> str:
     return version
 
 
-def wait_for_cluster(es: Elasticsearch, *, timeout: float = 60.0) -> str:
-    """Wait until the cluster answers with at least yellow health; returns the health status."""
-
-    @retry(
-        retry=retry_if_exception_type(SearchUnavailable),
-        wait=wait_exponential(multiplier=0.25, max=3),
-        stop=stop_after_delay(timeout),
-        reraise=True,
-    )
-    def _health() -> str:
-        with map_es_errors("waiting for cluster health"):
-            health = es.options(max_retries=0, request_timeout=10).cluster.health(
-                wait_for_status="yellow", timeout="5s"
-            )
-        if health.get("timed_out"):
-            raise SearchUnavailable(f"cluster health is {health['status']}", retry_after=5)
-        return str(health["status"])
-
-    return _health()
-
-
 @dataclass(frozen=True)
 class IndexNames:
     """Every index and alias name, under one prefix."""
@@ -184,17 +164,65 @@ class IndexNames:
     def candidates_version(self, stamp: str) -> str:
         return f"{self.prefix}-candidates-v{stamp}"
 
+    # The plain indices, each written and read by one owning module only (docs/architecture.md).
+
     @property
     def erasures(self) -> str:
-        """Candidate ids erased by an admin; every reindex applies them."""
+        """Candidate ids erased by an admin; every reindex applies them (owner: indexing)."""
         return self.index("erasures")
 
     @property
     def locks(self) -> str:
+        """Cluster-wide locks, e.g. one reindex at a time (owner: indexing.locks)."""
         return self.index("locks")
 
+    @property
+    def pipelines(self) -> str:
+        """Pipelines synced from the CRM, with what was understood and learned (owner: pipelines)."""
+        return self.index("pipelines")
+
+    @property
+    def snapshots(self) -> str:
+        """The ranked list of a pipeline version on a day (owner: matches.snapshots)."""
+        return self.index("snapshots")
+
+    @property
+    def actions(self) -> str:
+        """What was done to a candidate for a pipeline: its status (owner: actions)."""
+        return self.index("actions")
+
+    @property
+    def events(self) -> str:
+        """Append-only hiring signals, read by Kibana (owner: actions)."""
+        return self.index("events")
+
+    @property
+    def usage(self) -> str:
+        """Monthly counts of limited actions per seat (owner: actions.quotas)."""
+        return self.index("usage")
+
+    @property
+    def idempotency(self) -> str:
+        """Stored answers to requests sent with an Idempotency-Key (owner: actions.idempotency)."""
+        return self.index("idempotency")
+
+    @property
+    def outbox(self) -> str:
+        """Webhook deliveries with their status and tries (owner: webhooks.outbox)."""
+        return self.index("outbox")
+
+    @property
+    def crm_holdings(self) -> str:
+        """Candidates a tenant's CRM already holds, by member id or profile URL (owner: accounts.holdings)."""
+        return self.index("crm_holdings")
+
+    @property
+    def accounts(self) -> str:
+        """Tenants, seats (API key hashes) and the server's signing secret (owner: accounts)."""
+        return self.index("accounts")
+
     def index(self, name: str) -> str:
-        """A plain (non-aliased) index of this deployment: pipelines, events, snapshots, outbox, accounts."""
+        """The name of a plain (non-aliased) index of this deployment, as index_mappings/<name>.json defines it."""
         return f"{self.prefix}-{name}"
 
 

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from recmatch.core.config import get_settings
 from recmatch.core.errors import RecmatchError
+from recmatch.webhooks.formats import DEFAULT_FORMAT, format_names
 
 app = typer.Typer(help="recmatch: Recommended Matches for recruiting CRMs.", no_args_is_help=True)
 es_app = typer.Typer(help="The local Elasticsearch node (for machines without Docker).", no_args_is_help=True)
@@ -189,8 +190,8 @@ app.add_typer(taxonomy_app, name="taxonomy")
 
 def _with_async_es(work: Callable[..., Any]) -> Any:
     """Run an async service function with a fresh async client and the cluster's indices in place."""
-    from recmatch.api.app import prepare_cluster
     from recmatch.core.es import run_with_async_client
+    from recmatch.ops.cluster import prepare_cluster
 
     settings = get_settings()
 
@@ -199,6 +200,12 @@ def _with_async_es(work: Callable[..., Any]) -> Any:
         return run_with_async_client(settings, work)
 
     return _run(run)
+
+
+def _known_format(name: str) -> str:
+    if name not in format_names():
+        raise typer.BadParameter(f"{name!r} is not a webhook format; choose one of {', '.join(format_names())}")
+    return name
 
 
 @tenants_app.command("create")
@@ -211,6 +218,8 @@ def tenants_create(
     crm_origin: Annotated[list[str] | None, typer.Option(help="an origin allowed to frame the widget (repeat)")] = None,
     integration_enabled: Annotated[bool, typer.Option(help="the CRM integration is on")] = True,
     crm_supports_matches: Annotated[bool, typer.Option(help="the CRM supports Recommended Matches")] = True,
+    webhook_format: Annotated[str, typer.Option(callback=_known_format,
+                                                help="how webhooks are shaped (webhooks/formats)")] = DEFAULT_FORMAT,
 ) -> None:
     """Create a tenant and print its id and webhook signing secret (shown once)."""
     from recmatch.accounts import service as accounts
@@ -219,6 +228,7 @@ def tenants_create(
         es=es, names=names, name=name, crm_provider=crm, tenant_id=tenant_id, webhook_url=webhook_url,
         messaging_webhook_url=messaging_webhook_url, crm_origins=crm_origin or [],
         integration_enabled=integration_enabled, crm_supports_matches=crm_supports_matches,
+        webhook_format=webhook_format,
     ))
     typer.echo(f"tenant_id: {tenant.tenant_id}")
     typer.echo(f"webhook_secret: {tenant.webhook_secret.get_secret_value()}")
@@ -270,11 +280,11 @@ def serve(
     """Run the API (uvicorn)."""
     import uvicorn
 
-    from recmatch.ops import observability
+    from recmatch.ops import logs, metrics
 
-    observability.prepare_metrics_dir(workers)  # several processes share one set of metrics
+    metrics.prepare_metrics_dir(workers)  # several processes share one set of metrics
     uvicorn.run("recmatch.api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="info", proxy_headers=True, log_config=observability.uvicorn_log_config())
+                log_level="info", proxy_headers=True, log_config=logs.uvicorn_log_config())
 
 
 @app.command()
@@ -284,7 +294,7 @@ def refresh(
     """Compute today's snapshot of every pipeline used recently (run it daily, e.g. from cron)."""
     from datetime import UTC, datetime
 
-    from recmatch.matches.service import refresh_active
+    from recmatch.matches.refresh import refresh_active
 
     today = datetime.now(UTC).date()
     computed, kept = _with_async_es(
@@ -401,7 +411,7 @@ def deliver(
     import logging
     import signal
 
-    from recmatch.webhooks import delivery
+    from recmatch.webhooks import worker as delivery
 
     settings = get_settings()
     name = worker_id or delivery.default_worker_id()

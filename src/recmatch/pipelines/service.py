@@ -1,22 +1,27 @@
-"""Pipelines synced from the CRM: storage, fingerprint and version, what was understood of them, access."""
+"""Pipelines synced from the CRM: storage, fingerprint and version, what was understood of them, access.
+
+The owner of the pipelines index: other rooms read and change pipelines through these functions.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import elasticsearch
 import orjson
 from cachetools import LRUCache
 from elasticsearch import AsyncElasticsearch
+from elasticsearch.helpers import async_scan
 from pydantic import BaseModel, Field
 
 from recmatch.accounts.service import Principal
 from recmatch.core.errors import Conflict, NotFound, NotPermitted
 from recmatch.core.es import IndexNames, ignoring, map_es_errors
+from recmatch.core.ids import pipeline_doc_id
 from recmatch.core.models import PipelineIn
 from recmatch.ranking.understand import Understanding, understand
 from recmatch.text.normalize import normalize_skill, normalize_title
@@ -87,10 +92,6 @@ def fingerprint(pipeline: PipelineIn) -> str:
     return hashlib.sha256(orjson.dumps(ranking_fields, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
-def pipeline_doc_id(tenant_id: str, crm_pipeline_id: str) -> str:
-    return f"{tenant_id}:{crm_pipeline_id}"
-
-
 def check_visible(pipeline: StoredPipeline, principal: Principal) -> None:
     """A restricted pipeline is visible to its owner and to admins only."""
     if pipeline.access_restricted and not principal.is_admin and pipeline.owner_email != principal.seat.email:
@@ -146,7 +147,7 @@ class RecentPipelines:
 
 async def _read(es: AsyncElasticsearch, names: IndexNames, doc_id: str) -> dict[str, Any] | None:
     with map_es_errors("reading a pipeline"):
-        found = await ignoring(es, 404).get(index=names.index("pipelines"), id=doc_id)
+        found = await ignoring(es, 404).get(index=names.pipelines, id=doc_id)
     return found if found.get("found") else None
 
 
@@ -210,7 +211,7 @@ async def put_pipeline(
         try:
             with map_es_errors("storing a pipeline"):
                 # No refresh: every read of a pipeline is a realtime get (only the daily refresh searches them).
-                written = await es.index(index=names.index("pipelines"), id=doc_id,
+                written = await es.index(index=names.pipelines, id=doc_id,
                                          document=stored.model_dump(mode="json"), **concurrency)
             if recent is not None:
                 recent.put(doc_id, Seen.of(stored, written))
@@ -227,7 +228,7 @@ async def touch_pipeline(*, es: AsyncElasticsearch, names: IndexNames, pipeline:
         return
     with map_es_errors("recording pipeline use"):
         await ignoring(es, 404, 409).update(
-            index=names.index("pipelines"),
+            index=names.pipelines,
             id=pipeline_doc_id(pipeline.tenant_id, pipeline.crm_pipeline_id),
             doc={"last_used_at": now.isoformat()},
         )
@@ -247,9 +248,36 @@ async def update_pipeline(
         updated = current.model_copy(update=change(current))
         try:
             with map_es_errors("updating a pipeline"):
-                await es.index(index=names.index("pipelines"), id=doc_id, document=updated.model_dump(mode="json"),
+                await es.index(index=names.pipelines, id=doc_id, document=updated.model_dump(mode="json"),
                                if_seq_no=found["_seq_no"], if_primary_term=found["_primary_term"])
             return updated
         except elasticsearch.ConflictError:
             continue  # changed by another request meanwhile: apply the change to the newer version
     raise Conflict(f"pipeline {pipeline.crm_pipeline_id!r} is being changed by many requests at once; retry")
+
+
+async def record_listed(
+    *, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline, listed: str, previous: str | None,
+    used_at: datetime, recent: RecentPipelines | None = None,
+) -> None:
+    """Point the pipeline at its newest stored list (LISTED) and the newest of an earlier day (PREVIOUS)."""
+    doc_id = pipeline_doc_id(pipeline.tenant_id, pipeline.crm_pipeline_id)
+    changes = {"listed_snapshot": listed, "previous_snapshot": previous, "last_used_at": used_at}
+    with map_es_errors("recording the list on its pipeline"):
+        written = await ignoring(es, 404).update(  # 404: the pipeline was deleted meanwhile
+            index=names.pipelines, id=doc_id, retry_on_conflict=5,
+            doc={**changes, "last_used_at": used_at.isoformat()},
+        )
+    if recent is not None:
+        recent.updated(doc_id, written, changes)
+
+
+async def active_pipelines(
+    *, es: AsyncElasticsearch, names: IndexNames, since: date
+) -> AsyncIterator[StoredPipeline]:
+    """Every pipeline (of every tenant) whose list was used on or after SINCE: the daily refresh's work."""
+    with map_es_errors("listing active pipelines"):
+        await es.indices.refresh(index=names.pipelines)  # pipelines are written without a refresh
+        active = {"query": {"range": {"last_used_at": {"gte": since.isoformat()}}}}
+        async for hit in async_scan(es, index=names.pipelines, query=active):
+            yield StoredPipeline.model_validate(hit["_source"])

@@ -12,7 +12,7 @@ from typing import Any
 from recmatch.ranking.understand import PipelineLocation, Understanding
 from recmatch.text.geo import haversine_km
 
-__all__ = ["HitExplanation", "Wording", "describe_hit", "matched_names"]
+__all__ = ["HitExplanation", "Wording", "matched_names"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,13 +31,8 @@ def matched_names(hit: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(str(name) for name in matched)
 
 
-def describe_hit(*, understanding: Understanding, hit: Mapping[str, Any]) -> HitExplanation:
-    """Reasons, matched skills and distance for one search hit."""
-    return Wording(understanding).describe(hit)
-
-
 class Wording:
-    """describe_hit for the hits of one list: the clause names it looks for are spelled once, not once a hit."""
+    """Reasons, matched skills and distance for the hits of one list (clause names are spelled once a list)."""
 
     def __init__(self, understanding: Understanding) -> None:
         self.understanding = understanding

@@ -1,16 +1,21 @@
 """What the recruiter does with a recommended candidate, and what the ranking learned from it."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: the action routes are built at import time from the registry, and
+# FastAPI reads their parameter types from the signatures as objects.
 
+import inspect
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path
+from fastapi import APIRouter, Body, Header, Path
 from pydantic import BaseModel
 
 from recmatch.actions import service as actions
 from recmatch.actions import undo
-from recmatch.actions.service import Action, ActionOut, DismissIn, InMailIn
+from recmatch.actions.idempotency import idempotent, request_hash
+from recmatch.actions.registry import ACTION_TYPES, ActionType, DismissIn, InMailIn
+from recmatch.actions.service import ActionOut
 from recmatch.api.deps import EsDep, NamesDep, SecretDep, SettingsDep, TaxonomyDep, ViewerDep
 from recmatch.api.errors import responses
 from recmatch.api.routes.pipelines import PipelinePath
@@ -25,56 +30,40 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_lengt
 ACTION_ERRORS = responses(401, 403, 404, 409, 422, 429, 503)
 
 
-async def _act(action: Action, crm_pipeline_id: str, candidate_id: str, key: str | None, es: EsDep,
-               names: NamesDep, settings: SettingsDep, secret: str, principal: ViewerDep,
-               body: BaseModel | None = None) -> dict:
-    fingerprint = actions.request_hash(action.value, crm_pipeline_id, candidate_id,
-                                       body.model_dump(mode="json") if body else None)
-    return await actions.idempotent(
-        es=es, names=names, principal=principal, key=key, fingerprint=fingerprint,
-        run=lambda: actions.perform(
-            es=es, names=names, settings=settings, secret=secret, principal=principal,
-            crm_pipeline_id=crm_pipeline_id, candidate_id=candidate_id, action=action,
-            inmail=body if isinstance(body, InMailIn) else None,
-            dismissal=body if isinstance(body, DismissIn) else None,
-        ),
-    )
+def _act(spec: ActionType) -> Callable[..., Awaitable[dict]]:
+    """The route of one action type: parse, run it once per Idempotency-Key, answer."""
 
-
-@router.post("/candidates/{candidate_id}/save", response_model=ActionOut, responses=ACTION_ERRORS)
-async def save(crm_pipeline_id: PipelinePath, candidate_id: CandidatePath, es: EsDep, names: NamesDep,
-               settings: SettingsDep, secret: SecretDep, principal: ViewerDep,
-               idempotency_key: IdempotencyKey = None) -> dict:
-    """Save the candidate to the pipeline as a prospect; the CRM receives `prospect.saved`."""
-    return await _act(Action.save, crm_pipeline_id, candidate_id, idempotency_key, es, names, settings, secret,
-                      principal)
-
-
-@router.post("/candidates/{candidate_id}/inmail", response_model=ActionOut, responses=ACTION_ERRORS)
-async def inmail(crm_pipeline_id: PipelinePath, candidate_id: CandidatePath, message: InMailIn, es: EsDep,
-                 names: NamesDep, settings: SettingsDep, secret: SecretDep, principal: ViewerDep,
-                 idempotency_key: IdempotencyKey = None) -> dict:
-    """Send an InMail through the messaging webhook, with a link where the candidate can share contact details."""
-    return await _act(Action.inmail, crm_pipeline_id, candidate_id, idempotency_key, es, names, settings, secret,
-                      principal, message)
-
-
-@router.post("/candidates/{candidate_id}/export", response_model=ActionOut, responses=ACTION_ERRORS)
-async def export(crm_pipeline_id: PipelinePath, candidate_id: CandidatePath, es: EsDep, names: NamesDep,
-                 settings: SettingsDep, secret: SecretDep, principal: ViewerDep,
-                 idempotency_key: IdempotencyKey = None) -> dict:
-    """Export the stub profile to the CRM (`profile.exported`): only if the candidate allows it, 300 a month."""
-    return await _act(Action.export, crm_pipeline_id, candidate_id, idempotency_key, es, names, settings, secret,
-                      principal)
-
-
-@router.post("/candidates/{candidate_id}/dismiss", response_model=ActionOut, responses=ACTION_ERRORS)
-async def dismiss(crm_pipeline_id: PipelinePath, candidate_id: CandidatePath, dismissal: DismissIn, es: EsDep,
-                  names: NamesDep, settings: SettingsDep, secret: SecretDep, principal: ViewerDep,
+    async def act(crm_pipeline_id: PipelinePath, candidate_id: CandidatePath, es: EsDep, names: NamesDep,
+                  settings: SettingsDep, secret: SecretDep, principal: ViewerDep, body: BaseModel | None = None,
                   idempotency_key: IdempotencyKey = None) -> dict:
-    """Dismiss the candidate with a reason; they leave this pipeline's next lists and the ranking learns."""
-    return await _act(Action.dismiss, crm_pipeline_id, candidate_id, idempotency_key, es, names, settings, secret,
-                      principal, dismissal)
+        fingerprint = request_hash(spec.action.value, crm_pipeline_id, candidate_id,
+                                   body.model_dump(mode="json") if body else None)
+        return await idempotent(
+            es=es, names=names, principal=principal, key=idempotency_key, fingerprint=fingerprint,
+            run=lambda: actions.perform(
+                es=es, names=names, settings=settings, secret=secret, principal=principal,
+                crm_pipeline_id=crm_pipeline_id, candidate_id=candidate_id, action=spec.action,
+                inmail=body if isinstance(body, InMailIn) else None,
+                dismissal=body if isinstance(body, DismissIn) else None,
+            ),
+        )
+
+    # The request body, when the action takes one, is required and typed as its declaration says.
+    parameters = list(inspect.signature(act).parameters.values())
+    if spec.body is None:
+        parameters = [parameter for parameter in parameters if parameter.name != "body"]
+    else:
+        parameters = [parameter.replace(annotation=Annotated[spec.body, Body()], default=inspect.Parameter.empty)
+                      if parameter.name == "body" else parameter for parameter in parameters]
+        parameters.sort(key=lambda parameter: parameter.default is not inspect.Parameter.empty)
+    act.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    act.__doc__ = spec.summary
+    return act
+
+
+for _spec in ACTION_TYPES.values():
+    router.add_api_route(f"/candidates/{{candidate_id}}/{_spec.action.value}", _act(_spec), methods=["POST"],
+                         name=_spec.action.value, response_model=ActionOut, responses=ACTION_ERRORS)
 
 
 @router.delete("/candidates/{candidate_id}/dismiss", response_model=ActionOut, responses=ACTION_ERRORS)

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Path, Query, Response
 from pydantic import BaseModel, Field, ValidationError
 
-from recmatch.api.deps import EsDep, MatchesPrincipalDep, NamesDep, TaxonomyDep, TodayDep, ViewerDep
+from recmatch.api.deps import (
+    EsDep,
+    ListMemoryDep,
+    MatchesPrincipalDep,
+    NamesDep,
+    TaxonomyDep,
+    TodayDep,
+    ViewerDep,
+)
 from recmatch.api.errors import Problem, responses
 from recmatch.core.errors import InvalidInput, RecmatchError, SearchUnavailable
+from recmatch.core.ids import SNAPSHOT_KEY_PATTERN
 from recmatch.core.models import PipelineId, PipelineIn
 from recmatch.matches import service as matches
-from recmatch.ops.observability import record_snapshot_lookup
+from recmatch.ops.metrics import record_snapshot_lookup
 from recmatch.pipelines import service as pipelines
 
 router = APIRouter(prefix="/v1", tags=["pipelines"])
@@ -23,13 +32,13 @@ GATED = responses(401, 403, 404, 422, 503)
 @router.put("/pipelines/{crm_pipeline_id}", response_model=pipelines.PipelineView, responses=GATED,
             summary="Sync a pipeline from the CRM")
 async def put_pipeline(
-    crm_pipeline_id: PipelinePath, pipeline: PipelineIn, response: Response, request: Request,
+    crm_pipeline_id: PipelinePath, pipeline: PipelineIn, response: Response, memory: ListMemoryDep,
     es: EsDep, names: NamesDep, principal: MatchesPrincipalDep, taxonomy: TaxonomyDep,
 ) -> pipelines.PipelineView:
     """Create or update a pipeline. The version grows when a field that drives ranking changes."""
     stored, created = await pipelines.put_pipeline(
         es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id, pipeline=pipeline, taxonomy=taxonomy,
-        recent=request.app.state.recent_pipelines,
+        recent=memory.recent,
     )
     response.status_code = 201 if created else 200
     return pipelines.PipelineView.of(stored)
@@ -72,7 +81,7 @@ def _batch_item(index: int, raw: dict[str, Any]) -> BatchItem:
 
 @router.post("/pipelines:batch", response_model=BatchOut, responses=GATED, summary="Sync up to 100 pipelines")
 async def put_pipelines(
-    batch: BatchIn, request: Request, es: EsDep, names: NamesDep, principal: MatchesPrincipalDep,
+    batch: BatchIn, memory: ListMemoryDep, es: EsDep, names: NamesDep, principal: MatchesPrincipalDep,
     taxonomy: TaxonomyDep,
 ) -> BatchOut:
     """Each pipeline succeeds or fails on its own; the answer lists one result per pipeline, in order."""
@@ -84,7 +93,7 @@ async def put_pipelines(
             stored, created = await pipelines.put_pipeline(
                 es=es, names=names, principal=principal, crm_pipeline_id=item.crm_pipeline_id,
                 pipeline=PipelineIn.model_validate(item.model_dump(exclude={"crm_pipeline_id"})), taxonomy=taxonomy,
-                recent=request.app.state.recent_pipelines,
+                recent=memory.recent,
             )
             results.append(BatchResult(index=index, crm_pipeline_id=item.crm_pipeline_id,
                                        status="created" if created else "updated",
@@ -111,10 +120,10 @@ async def get_pipeline(
             summary="Recommended Matches: up to 125 ranked candidates")
 async def get_matches(
     crm_pipeline_id: PipelinePath, es: EsDep, names: NamesDep, principal: ViewerDep, today: TodayDep,
-    background: BackgroundTasks, request: Request,
+    background: BackgroundTasks, memory: ListMemoryDep,
     page: Annotated[int, Query(ge=1, le=125, description="1-based page")] = 1,
     page_size: Annotated[int, Query(ge=1, le=125, description="candidates a page")] = 25,
-    snapshot: Annotated[str | None, Query(max_length=64, pattern=r"^v\d+-\d{8}-l\d+$",
+    snapshot: Annotated[str | None, Query(max_length=64, pattern=SNAPSHOT_KEY_PATTERN,
                                           description="page within this snapshot")] = None,
     explain: Annotated[bool, Query(description="add the exact search body (paste into Kibana Dev Tools)")] = False,
     refresh: Annotated[bool, Query(description="rank the day's list again if candidates were indexed or the CRM "
@@ -124,8 +133,7 @@ async def get_matches(
     listing = await matches.list_matches(
         es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id, today=today,
         page=page, page_size=page_size, snapshot=snapshot, explain=explain,
-        defer=background.add_task, unstored=request.app.state.unstored_snapshots,  # stored after the page is sent
-        recent=request.app.state.recent_pipelines, refresh=refresh,
+        defer=background.add_task, memory=memory, refresh=refresh,  # a new list is stored after the page is sent
     )
     record_snapshot_lookup(cached=not listing.computed)
     return listing

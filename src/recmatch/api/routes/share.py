@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form
 from fastapi.responses import HTMLResponse
 
 from recmatch.accounts.tokens import ShareClaims, read_share_token
-from recmatch.actions.service import action_doc_id, stub_profile
+from recmatch.actions import service as actions
 from recmatch.api.deps import EsDep, NamesDep, SecretDep
 from recmatch.core.errors import InvalidInput, RecmatchError
-from recmatch.core.es import ignoring, map_es_errors
-from recmatch.webhooks import delivery
 
 router = APIRouter(tags=["contact share"], include_in_schema=False)
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}$")
@@ -76,7 +73,7 @@ async def share_submit(token: str, secret: SecretDep, es: EsDep, names: NamesDep
         return _page("Share your contact details", _form(exc.detail, email, phone, claims), status=422)
     except RecmatchError as exc:
         return _page("This link cannot be used", f"<p>{html.escape(exc.detail)}.</p>", status=exc.status_code)
-    queued = await _contact_shared(es=es, names=names, claims=claims, contact=contact)
+    queued = await actions.record_contact_shared(es=es, names=names, claims=claims, contact=contact)
     said = "Thank you: the recruiter now has your details." if queued else "You had already shared your details."
     return _page("Thank you", f"<p>{said}</p>")
 
@@ -89,24 +86,3 @@ def _validated(email: str, phone: str) -> dict[str, str]:
     if phone and not PHONE.match(phone):
         raise InvalidInput("a phone number has 6 to 30 digits, spaces, dashes or a leading +")
     return {key: value for key, value in (("email", email), ("phone", phone)) if value}
-
-
-async def _contact_shared(*, es: EsDep, names: NamesDep, claims: ShareClaims, contact: dict[str, str]) -> bool:
-    """Tell the CRM (contact.shared) once per InMail; record it on the candidate's status."""
-    with map_es_errors("reading the candidate"):
-        found = await ignoring(es, 404).get(index=names.candidates, id=claims.candidate_id)
-    candidate = stub_profile(claims.candidate_id, found.get("_source", {"name": None}))
-    now = datetime.now(UTC).isoformat()
-    with map_es_errors("recording the shared contact"):
-        await ignoring(es, 404).update(
-            index=names.index("actions"),
-            id=action_doc_id(claims.tenant_id, claims.crm_pipeline_id, claims.candidate_id),
-            doc={"contact_shared_at": now, "updated_at": now},
-        )
-    return await delivery.enqueue(
-        es=es, names=names, tenant_id=claims.tenant_id, target="crm", event="contact.shared",
-        payload={"crm_pipeline_id": claims.crm_pipeline_id, "candidate": candidate, "email": contact.get("email"),
-                 "phone": contact.get("phone"), "inmail_delivery_id": claims.delivery_id, "shared_at": now},
-        delivery_id=f"{claims.delivery_id}:contact", crm_pipeline_id=claims.crm_pipeline_id,
-        candidate_id=claims.candidate_id,
-    )

@@ -9,14 +9,15 @@
   "use strict";
 
   const PAGE_SIZE = 25;
-  const ACTIONS = {
-    save: { verb: "Save", done: "Saved", status: "saved", message: "recmatch:saved", said: "Saved" },
-    inmail: { verb: "InMail", done: "InMail sent", status: "inmailed", message: "recmatch:inmailed", said: "InMail sent to" },
-    export: { verb: "Export to CRM", done: "Exported", status: "exported", message: "recmatch:exported", said: "Exported" },
-    dismiss: { verb: "Dismiss", done: "Dismissed", status: "dismissed", message: "recmatch:dismissed", said: "Dismissed" },
-  };
-  const STATUS_ACTION = { saved: "save", inmailed: "inmail", exported: "export", dismissed: "dismiss" };
-  const LIMIT_NAMES = { export: "Export", inmail: "InMail", save: "Save", dismiss: "Dismiss" };
+  // The action types, as the server declares them (recmatch.actions.registry), in button order.
+  const ACTIONS = (() => {
+    try {
+      return JSON.parse(document.querySelector('meta[name="recmatch-actions"]')?.getAttribute("content") || "{}");
+    } catch {
+      return {};
+    }
+  })();
+  const STATUS_ACTION = Object.fromEntries(Object.entries(ACTIONS).map(([action, spec]) => [spec.status, action]));
   const RELAXATION_WORDS = {
     wider_radius: "widened the search radius",
     related_titles: "included related job titles",
@@ -557,7 +558,7 @@
   function renderNotices() {
     const notices = [...state.limits.entries()].map(([action, detail]) => el("div",
       { class: "rm-notice rm-notice--warn", dataset: { limit: action } },
-      icon("warn"), el("p", {}, el("strong", { text: `${LIMIT_NAMES[action] || action} limit reached. ` }), detail)));
+      icon("warn"), el("p", {}, el("strong", { text: `${ACTIONS[action]?.short || action} limit reached. ` }), detail)));
     $("notices").replaceChildren(...notices);
   }
 
@@ -653,7 +654,7 @@
     let title = null;
     if (noExport) title = NOT_EXPORTABLE;
     else if (noMessaging) title = state.noMessaging;
-    else if (limited) title = `${LIMIT_NAMES[action]} limit reached: ${state.limits.get(action)}`;
+    else if (limited) title = `${ACTIONS[action].short} limit reached: ${state.limits.get(action)}`;
     else if (isDone) title = `${spec.done}`;
     return el("button", {
       type: "button",
@@ -831,7 +832,7 @@
       return;
     }
     if (state.limits.has(action)) {
-      announce(`${LIMIT_NAMES[action]} limit reached. ${state.limits.get(action)}`);
+      announce(`${ACTIONS[action].short} limit reached. ${state.limits.get(action)}`);
       return;
     }
     if (action === "inmail") openComposer(candidate, button);
@@ -864,7 +865,7 @@
         state.limits.set(action, error.detail);
         renderNotices();
         for (const item of state.candidates) updateCard(item.candidate_id);
-        announce(`${LIMIT_NAMES[action]} limit reached. ${error.detail}`);
+        announce(`${ACTIONS[action].short} limit reached. ${error.detail}`);
       } else if (error.type === "MessagingNotConfigured") {
         state.noMessaging = error.detail;
         for (const item of state.candidates) updateCard(item.candidate_id);
