@@ -88,6 +88,14 @@ async def release(*, es: AsyncElasticsearch, names: IndexNames, tenant_id: str,
     return sum(item["delete"].get("result") == "deleted" for item in answer["items"])
 
 
+async def synced_since(*, es: AsyncElasticsearch, names: IndexNames, tenant_id: str, since: datetime) -> bool:
+    """Whether the tenant's CRM synced candidates it holds after SINCE."""
+    query = {"bool": {"filter": [{"term": {"tenant_id": tenant_id}},
+                                 {"range": {"synced_at": {"gt": since.isoformat()}}}]}}
+    with map_es_errors("reading the CRM's candidates"):
+        return (await es.count(index=names.crm_holdings, query=query))["count"] > 0
+
+
 @dataclass(frozen=True)
 class Holdings:
     """What a tenant's CRM holds, as a list read needs it."""

@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from elasticsearch import AsyncElasticsearch
 
-from recmatch.accounts.holdings import holdings
+from recmatch.accounts.holdings import holdings, synced_since
 from recmatch.core.errors import SearchUnavailable
 from recmatch.core.es import IndexNames, map_es_errors
 from recmatch.matches.snapshots import Snapshot, SnapshotEntry, previous_day_ids, snapshot_key
@@ -85,14 +85,12 @@ async def compute_snapshot(
 async def changed_since(*, es: AsyncElasticsearch, names: IndexNames, tenant_id: str, since: datetime) -> bool:
     """Whether candidates were indexed (a live upsert or a reindex), or the tenant's CRM synced candidates it
     holds, after SINCE: then a list made at SINCE is missing something."""
-    stamp = since.isoformat()
-    held = {"bool": {"filter": [{"term": {"tenant_id": tenant_id}}, {"range": {"synced_at": {"gt": stamp}}}]}}
     with map_es_errors("looking for candidates indexed since the list was made"):
         indexed, synced = await asyncio.gather(
-            es.count(index=names.candidates, query={"range": {"indexed_at": {"gt": stamp}}}),
-            es.count(index=names.crm_holdings, query=held),
+            es.count(index=names.candidates, query={"range": {"indexed_at": {"gt": since.isoformat()}}}),
+            synced_since(es=es, names=names, tenant_id=tenant_id, since=since),
         )
-    return indexed["count"] > 0 or synced["count"] > 0
+    return indexed["count"] > 0 or synced
 
 
 class Ranked:
