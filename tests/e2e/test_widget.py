@@ -121,7 +121,8 @@ def test_save_dismiss_and_export_change_cards_in_place_teach_the_learned_strip_a
     expect(dismissed).to_have_class(re.compile(r"\brm-card--dismissed\b"))
 
     allowed = cards(widget).evaluate_all(
-        "nodes => nodes.map(node => !node.querySelector('[data-action=export]').hasAttribute('aria-disabled'))")
+        "nodes => nodes.map(node => node.querySelector('[data-action=export]')"
+        "?.hasAttribute('aria-disabled') === false)")
     exportable = cards(widget).nth(allowed.index(True, 2))  # neither the saved nor the dismissed one
     exported_id = exportable.get_attribute("data-candidate-id")
     exportable.locator('[data-action="export"]').click()
@@ -223,7 +224,8 @@ def test_export_is_explained_when_the_candidate_does_not_allow_it(
     expect(widget_frame.locator("#pipeline-title")).to_have_text("Data Scientist")
     expect(cards(widget)).to_have_count(25)
     allowed = cards(widget).evaluate_all(
-        "nodes => nodes.map(node => !node.querySelector('[data-action=export]').hasAttribute('aria-disabled'))")
+        "nodes => nodes.map(node => node.querySelector('[data-action=export]')"
+        "?.hasAttribute('aria-disabled') === false)")
     position = allowed.index(True)
     first = cards(widget).nth(position)
     candidate_id = first.get_attribute("data-candidate-id")
@@ -423,7 +425,8 @@ def test_keyboard_tab_reaches_the_first_save_button_and_enter_saves(page: Any, s
     expect(first.locator(".rm-badge--status")).to_have_text("Saved")
     expect(widget.locator(first_save)).to_be_focused()  # the card was redrawn in place; focus stayed
 
-    page.keyboard.press("Shift+Tab")  # back to "Why?"
+    for _ in range(3):  # back past the selection box and "Details" to "Why?"
+        page.keyboard.press("Shift+Tab")
     toggle = first.locator(".rm-why-toggle")
     expect(toggle).to_be_focused()
     page.keyboard.press("Space")

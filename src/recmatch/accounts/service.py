@@ -32,6 +32,7 @@ from recmatch.core.es import IndexNames, ignoring, map_es_errors
 from recmatch.webhooks import egress
 
 KEY_PREFIX = "rm_"
+NOT_A_KEY = "this API key is not valid: it is unknown or was revoked (keys start with rm_)"
 TENANT_ID = re.compile(r"[a-z0-9][a-z0-9\-]{0,39}")
 # An origin exactly: scheme://host[:port], nothing else (no wildcard, path, query, user or space).
 ORIGIN = re.compile(r"https?://(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?)*"
@@ -275,7 +276,7 @@ class KeyCache:
         self._tokens -= 1
 
 
-UNKNOWN_KEY = "unknown or revoked API key"
+UNKNOWN_KEY = NOT_A_KEY  # the one wording of a refused key
 
 
 async def authenticate(

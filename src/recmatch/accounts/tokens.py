@@ -62,7 +62,8 @@ def mint_widget_token(*, secret: str, seat: Seat, crm_pipeline_id: str, ttl: tim
 
 def read_widget_token(*, secret: str, token: str, allow_expired: bool = False) -> WidgetClaims:
     """The claims of a genuine widget token (an expired one too when ALLOW_EXPIRED, to frame its error page)."""
-    claims = _decode(secret=secret, token=token, audience=WIDGET_AUDIENCE, what="widget", verify_exp=not allow_expired)
+    claims = _decode(secret=secret, token=token, audience=WIDGET_AUDIENCE, what="widget token",
+                     verify_exp=not allow_expired)
     try:
         return WidgetClaims(seat=Seat(seat_id=claims["sub"], tenant_id=claims["ten"], email=claims["eml"],
                                       license=License(claims["lic"])),
@@ -77,19 +78,24 @@ class ShareClaims:
     crm_pipeline_id: str
     candidate_id: str
     delivery_id: str
+    recruiter: str | None = None  # who wrote, for which company and role: the page the candidate opens says so
+    company: str | None = None
+    role: str | None = None
 
 
 def mint_share_token(*, secret: str, claims: ShareClaims, ttl: timedelta) -> str:
     """The link an InMail carries, where the candidate can share contact details."""
     payload = {"aud": SHARE_AUDIENCE, "ten": claims.tenant_id, "pip": claims.crm_pipeline_id,
-               "cid": claims.candidate_id, "did": claims.delivery_id, "exp": datetime.now(UTC) + ttl}
+               "cid": claims.candidate_id, "did": claims.delivery_id, "rec": claims.recruiter,
+               "org": claims.company, "rol": claims.role, "exp": datetime.now(UTC) + ttl}
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 
 def read_share_token(*, secret: str, token: str) -> ShareClaims:
     claims = _decode(secret=secret, token=token, audience=SHARE_AUDIENCE, what="contact-share link")
     return ShareClaims(tenant_id=claims["ten"], crm_pipeline_id=claims["pip"], candidate_id=claims["cid"],
-                       delivery_id=claims["did"])
+                       delivery_id=claims["did"], recruiter=claims.get("rec"), company=claims.get("org"),
+                       role=claims.get("rol"))
 
 
 def _decode(*, secret: str, token: str, audience: str, what: str, verify_exp: bool = True) -> dict:

@@ -34,6 +34,10 @@ class NotExportable(Conflict):
     """The candidate has not allowed their profile to be exported."""
 
 
+class MessagingNotConfigured(Conflict):
+    """The tenant has no messaging webhook, so an InMail could not be delivered: it is not recorded as sent."""
+
+
 class ActionOut(BaseModel):
     action: Action
     crm_pipeline_id: str
@@ -100,6 +104,11 @@ async def perform(
         return ActionOut(action=action, crm_pipeline_id=crm_pipeline_id, candidate_id=candidate_id,
                          status=previous["status"], at=previous[spec.done_at], repeated=True,
                          learning_version=pipeline.learning_version)
+    if spec.webhook is not None and spec.webhook.target == "messaging" and not principal.tenant.messaging_webhook_url:
+        # Queued, it would only go dead: refuse, so nothing is recorded or shown as sent.
+        raise MessagingNotConfigured("InMail is not connected for this account: it has no "
+                                     "messaging webhook (messaging_webhook_url), so nothing was sent; an admin can "
+                                     "set one")
     if spec.needs_export_consent and not candidate.get("allow_export"):
         raise NotExportable(f"{candidate['name']} has not allowed their profile to be exported to a CRM")
     now = datetime.now(UTC)
@@ -300,7 +309,8 @@ async def _tell(*, es: AsyncElasticsearch, names: IndexNames, settings: Settings
             return None, None  # a repeated InMail is refused before this; nothing to send without its message
         if inmail.share_prompt:
             claims = ShareClaims(tenant_id=tenant_id, crm_pipeline_id=crm_pipeline_id, candidate_id=candidate_id,
-                                 delivery_id=delivery_id)
+                                 delivery_id=delivery_id, recruiter=principal.seat.email,
+                                 company=principal.tenant.name, role=pipeline.title)
             token = mint_share_token(secret=secret, ttl=timedelta(days=settings.share_link_ttl_days), claims=claims)
             share_url = f"{settings.public_base_url.rstrip('/')}/share/{token}"
         payload = {**payload, "subject": inmail.subject, "body": inmail.body, "share_url": share_url}

@@ -10,12 +10,13 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from recmatch.accounts.service import KeyCache
 from recmatch.actions import completion
 from recmatch.api.errors import Problem, install_error_handlers
 from recmatch.api.limits import BodyLimit
-from recmatch.api.routes import account, actions, admin, deliveries, health, sandbox, share, widget
+from recmatch.api.routes import account, actions, admin, crm_candidates, deliveries, health, sandbox, share, widget
 from recmatch.api.routes import pipelines as pipeline_routes
 from recmatch.core.config import Settings, get_settings
 from recmatch.core.errors import SearchUnavailable
@@ -93,13 +94,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.sync_es.close()
 
     # Validation errors answer {"type", "detail"} like every other error: document that, not FastAPI's default.
-    app = FastAPI(title="recmatch", version="1", description=DESCRIPTION, lifespan=lifespan,
-                  responses={422: {"model": Problem}})
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from the package, so they work with no network.
+    app = FastAPIOffline(title="recmatch", version="1", description=DESCRIPTION, lifespan=lifespan,
+                         responses={422: {"model": Problem}}, static_url="/docs-static")
     install_error_handlers(app)
     observability.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)  # added last: runs first, before any parsing
     app.mount("/widget/static", StaticFiles(directory=widget.STATIC_DIR, check_dir=False), name="widget-static")
     for router in (health.router, account.router, pipeline_routes.router, actions.router, widget.router, sandbox.router,
-                   admin.router, deliveries.router, share.router):
+                   admin.router, deliveries.router, share.router, crm_candidates.router):
         app.include_router(router)
     return app

@@ -89,16 +89,22 @@ BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 async def get_principal(request: Request, es: EsDep, names: NamesDep, credentials: BearerDep) -> Principal:
     """A seat, by its API key (widget tokens are refused here)."""
-    if credentials is not None and not credentials.credentials.startswith(KEY_PREFIX):
+    if credentials is not None and _looks_like_widget_token(credentials.credentials):
         raise NotPermitted("this call needs a seat API key; a widget token cannot make it")
     return await authenticate(es=es, names=names, api_key=credentials.credentials if credentials else None,
                               cache=request.app.state.key_cache)
 
 
+def _looks_like_widget_token(credential: str) -> bool:
+    """Widget tokens are JWTs (three dot-separated parts); anything else was meant as an API key."""
+    return credential.count(".") == 2 and not credential.startswith(KEY_PREFIX)
+
+
 async def get_viewer(request: Request, es: EsDep, names: NamesDep, credentials: BearerDep) -> Principal:
     """A seat by its API key, or the framed widget by its token (then scoped to one pipeline)."""
-    if credentials is None or credentials.credentials.startswith(KEY_PREFIX):
-        return await get_principal(request, es, names, credentials)
+    if credentials is None or not _looks_like_widget_token(credentials.credentials):
+        return await authenticate(es=es, names=names, api_key=credentials.credentials if credentials else None,
+                                  cache=request.app.state.key_cache)
     claims = read_widget_token(secret=await get_secret(request), token=credentials.credentials)
     settings = request.app.state.settings
     try:

@@ -6,6 +6,7 @@ import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -61,7 +62,11 @@ class Settings(BaseSettings):
     # The local node (`recmatch es up`).
     cache_dir: Path = Field(default_factory=_default_cache_dir)
     local_es_version: str = Field(default=ES_VERSION, pattern=r"^9\.\d+\.\d+$")
-    local_es_port: int = Field(default=9200, ge=1024, le=65535, description="HTTP port of the first local node")
+    local_es_port: int = Field(
+        default=9200, ge=1024, le=65535,
+        description="HTTP port of the (first) local node. Unset: the port of RECMATCH_ES_URL when it names "
+                    "127.0.0.1/localhost; setting it alone also points RECMATCH_ES_URL there, so one variable moves "
+                    "the local node")
     local_es_transport_port: int | None = Field(
         default=None, ge=1024, le=65535,
         description="transport port of the first node of a multi-node local cluster; unset: the HTTP port + 100")
@@ -160,6 +165,17 @@ class Settings(BaseSettings):
                                      "(python -c 'from cryptography.fernet import Fernet; "
                                      "print(Fernet.generate_key().decode())')") from None
         return value
+
+    @model_validator(mode="after")
+    def _one_variable_moves_the_local_node(self) -> Settings:
+        port_set, url_set = "local_es_port" in self.model_fields_set, "es_url" in self.model_fields_set
+        if port_set and not url_set:
+            self.es_url = f"http://127.0.0.1:{self.local_es_port}"
+        elif url_set and not port_set:
+            url = urlsplit(self.es_url.split(",")[0])
+            if url.hostname in ("127.0.0.1", "localhost") and url.port and 1024 <= url.port <= 65535:
+                self.local_es_port = url.port
+        return self
 
     @model_validator(mode="after")
     def _auth_is_whole(self) -> Settings:

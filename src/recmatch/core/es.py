@@ -228,6 +228,11 @@ class IndexNames:
         return self.index("outbox")
 
     @property
+    def crm_holdings(self) -> str:
+        """Candidates a tenant's CRM already holds, by member id or profile URL (owner: accounts.holdings)."""
+        return self.index("crm_holdings")
+
+    @property
     def accounts(self) -> str:
         """Tenants, seats (API key hashes) and the server's signing secret (owner: accounts)."""
         return self.index("accounts")
@@ -272,6 +277,7 @@ def mapping_names() -> list[str]:
 # Every index that is not the candidates alias: created from its mapping when missing.
 PLAIN_INDICES = (
     "accounts", "pipelines", "events", "snapshots", "outbox", "erasures", "locks", "actions", "idempotency", "usage",
+    "crm_holdings",
 )
 
 

@@ -376,6 +376,34 @@ def purge(
 
 
 DEMO_TENANT = "demo"
+LOOPBACK_NAMES = ("127.0.0.1", "localhost")
+
+
+def _browsable(host: str) -> str:
+    """The address a browser on this machine opens for a server bound to HOST."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def demo_origins(host: str, port: int) -> list[str]:
+    """The origins the demo's sandbox is opened from: both loopback names when it serves on loopback (or all)."""
+    host = _browsable(host)
+    names = LOOPBACK_NAMES if host in LOOPBACK_NAMES else (host,)
+    return [f"http://{name}:{port}" for name in names]
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail with one clear line when HOST:PORT cannot be bound (another server holds it)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no obstacle
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            console.print(f"[bold red]error[/]: cannot serve on {host}:{port}: {exc.strerror or exc}. "
+                          f"Stop what uses it, or pick another port with --port.", highlight=False)
+            raise typer.Exit(1) from None
 DEMO_PIPELINE = {"title": "Senior Backend Engineer", "locations": ["Austin, TX", "Remote"],
                  "skills": ["Python", "PostgreSQL", "Kubernetes"], "remote_ok": True, "radius_km": 80}
 
@@ -396,6 +424,8 @@ def demo(
     from recmatch.pipelines import service as pipelines
     from recmatch.text.taxonomy import get_taxonomy
 
+    if serve_api:
+        _check_port_free(host, port)  # before anything is loaded or printed: a busy port fails here, not after "ready"
     settings = get_settings()
     es = make_client(settings)
     names = IndexNames(settings.index_prefix)
@@ -404,11 +434,16 @@ def demo(
         reindex(source=source, rejects=Path("var/demo.rejects.jsonl"), threshold=None, rollback=False)
 
     async def prepare(es_async: Any, names: IndexNames) -> tuple[str, str]:
+        origins = demo_origins(host, port)
         try:
             tenant = await accounts.get_tenant(es=es_async, names=names, tenant_id=DEMO_TENANT)
         except RecmatchError:
             tenant = await accounts.create_tenant(es=es_async, names=names, tenant_id=DEMO_TENANT, name="Demo Staffing",
-                                                  crm_provider="demo-crm", crm_origins=[f"http://{host}:{port}"])
+                                                  crm_provider="demo-crm", crm_origins=origins)
+        missing = [origin for origin in origins if origin not in tenant.crm_origins]
+        if missing:  # a demo served on another port or host name: the sandbox there must be allowed to frame it
+            tenant = await accounts.update_tenant(es=es_async, names=names, tenant_id=tenant.tenant_id,
+                                                  crm_origins=[*tenant.crm_origins, *missing])
         seat, api_key = await accounts.create_seat(es=es_async, names=names, tenant_id=tenant.tenant_id,
                                                    email="demo-admin@example.com", license=accounts.License.admin)
         await pipelines.put_pipeline(es=es_async, names=names, principal=accounts.Principal(tenant=tenant, seat=seat),
@@ -417,7 +452,7 @@ def demo(
         return tenant.tenant_id, api_key
 
     tenant_id, api_key = _with_async_es(prepare)
-    base = f"http://{host}:{port}"
+    base = f"http://{_browsable(host)}:{port}"
     typer.echo(f"""
 recmatch demo is ready (tenant {tenant_id!r}, an admin seat).
   API key:   {api_key}
