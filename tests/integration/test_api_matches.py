@@ -13,10 +13,11 @@ from recmatch.api.app import create_app
 from recmatch.api.deps import get_today
 from recmatch.core.ids import pipeline_doc_id
 from recmatch.core.models import PipelineIn
-from recmatch.matches import refresh, snapshots
+from recmatch.matches import refresh
 from recmatch.matches import service as matches
 from recmatch.matches.memory import UNSTORED_AT_MOST, ListMemory
 from recmatch.pipelines import service as pipelines
+from recmatch.snapshots import store as snapshots
 from recmatch.text.taxonomy import get_taxonomy
 from tests.integration.support import Seats, run_async
 

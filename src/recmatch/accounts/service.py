@@ -19,6 +19,7 @@ from elasticsearch import AsyncElasticsearch
 from pydantic import BaseModel, Field, SecretStr
 
 from recmatch.accounts.sealing import seal, unseal
+from recmatch.core import egress
 from recmatch.core.config import Settings, get_settings
 from recmatch.core.errors import (
     InvalidInput,
@@ -29,7 +30,6 @@ from recmatch.core.errors import (
     SearchUnavailable,
 )
 from recmatch.core.es import IndexNames, ignoring, map_es_errors
-from recmatch.webhooks import egress
 
 KEY_PREFIX = "rm_"
 NOT_A_KEY = "this API key is not valid: it is unknown or was revoked (keys start with rm_)"

@@ -24,9 +24,9 @@ from recmatch.core.config import Settings
 from recmatch.core.errors import Conflict, NotFound, SearchUnavailable
 from recmatch.core.es import IndexNames, delete_matching, ignoring, map_es_errors
 from recmatch.core.ids import action_applied_marker, action_delivery_id, action_state_id, contact_delivery_id, event_id
-from recmatch.matches.snapshots import listed_candidate_ids
 from recmatch.pipelines.service import StoredPipeline, get_pipeline, read_pipeline, update_pipeline
 from recmatch.ranking import learning
+from recmatch.snapshots.store import listed_candidate_ids
 from recmatch.webhooks import outbox
 
 

@@ -199,7 +199,7 @@ class IndexNames:
 
     @property
     def snapshots(self) -> str:
-        """The ranked list of a pipeline version on a day (owner: matches.snapshots)."""
+        """The ranked list of a pipeline version on a day (owner: snapshots.store)."""
         return self.index("snapshots")
 
     @property

@@ -11,11 +11,11 @@ from elasticsearch import AsyncElasticsearch
 from recmatch.accounts.holdings import holdings, synced_since
 from recmatch.core.errors import SearchUnavailable
 from recmatch.core.es import IndexNames, map_es_errors
-from recmatch.matches.snapshots import Snapshot, SnapshotEntry, previous_day_ids, snapshot_key
 from recmatch.pipelines.service import StoredPipeline
 from recmatch.ranking.learning import LearningState, learned_boosts
 from recmatch.ranking.query import MAX_SIZE, LearnedBoosts, applicable_steps, build_query
 from recmatch.ranking.reasons import Wording
+from recmatch.snapshots.store import Snapshot, SnapshotEntry, previous_day_ids, snapshot_key
 
 LIST_SIZE = 125
 

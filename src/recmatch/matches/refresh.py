@@ -8,8 +8,8 @@ from elasticsearch import AsyncElasticsearch
 
 from recmatch.core.es import IndexNames
 from recmatch.matches.rank import changed_since, compute_snapshot
-from recmatch.matches.snapshots import load_snapshot, snapshot_key, store_snapshot
 from recmatch.pipelines.service import active_pipelines
+from recmatch.snapshots.store import load_snapshot, snapshot_key, store_snapshot
 
 
 async def refresh_active(

@@ -23,8 +23,8 @@ from recmatch.core.es import IndexNames, map_es_errors
 from recmatch.core.ids import pipeline_doc_id
 from recmatch.matches.memory import ListMemory
 from recmatch.matches.rank import LIST_SIZE, Ranked, changed_since, compute_snapshot
-from recmatch.matches.snapshots import Snapshot, SnapshotEntry, load_snapshot, snapshot_id, snapshot_key, store_snapshot
 from recmatch.pipelines.service import StoredPipeline, get_pipeline, touch_pipeline
+from recmatch.snapshots.store import Snapshot, SnapshotEntry, load_snapshot, snapshot_id, snapshot_key, store_snapshot
 
 log = logging.getLogger("recmatch.matches")
 

@@ -25,10 +25,10 @@ import httpx
 from elasticsearch import AsyncElasticsearch
 
 from recmatch.accounts import service as accounts
+from recmatch.core import egress
 from recmatch.core.config import Settings
 from recmatch.core.errors import NotFound, RecmatchError
 from recmatch.core.es import IndexNames, map_es_errors
-from recmatch.webhooks import egress
 from recmatch.webhooks.formats import OutboxMessage, webhook_format
 from recmatch.webhooks.outbox import iso, unclaimed, utc_now
 from recmatch.webhooks.signing import backoff_seconds
