@@ -163,17 +163,17 @@ def _lost_actions(settings: Settings, seats: Seats, crm_id: str, accepted: dict[
     lost: list[str] = []
     deliveries: set[str] = set()
     try:
-        es.indices.refresh(index=names.index("events"))
-        pipeline = es.get(index=names.index("pipelines"), id=pipeline_doc_id(tenant_id, crm_id))["_source"]
+        es.indices.refresh(index=names.events)
+        pipeline = es.get(index=names.pipelines, id=pipeline_doc_id(tenant_id, crm_id))["_source"]
         acted = Counter(pipeline.get("acted_candidate_ids", []))
         for call in accepted.values():
             answer = httpx.Response(200, text=call.text).json()
             what = f"{call.action} of {call.candidate_id}"
-            state = es.options(ignore_status=404).get(index=names.index("actions"),
+            state = es.options(ignore_status=404).get(index=names.actions,
                                                       id=f"{tenant_id}:{crm_id}:{call.candidate_id}")
             if not state.get("found") or state["_source"]["status"] != answer["status"]:
                 lost.append(f"{what}: state {state.get('_source')}")
-            events = es.count(index=names.index("events"), query={"bool": {"filter": [
+            events = es.count(index=names.events, query={"bool": {"filter": [
                 {"term": {"tenant_id": tenant_id}}, {"term": {"crm_pipeline_id": crm_id}},
                 {"term": {"candidate_id": call.candidate_id}}, {"term": {"action": call.action}}]}})["count"]
             if events != 1:
@@ -181,7 +181,7 @@ def _lost_actions(settings: Settings, seats: Seats, crm_id: str, accepted: dict[
             if acted[call.candidate_id] != 1:
                 lost.append(f"{what}: learned {acted[call.candidate_id]} times")
             if answer["delivery_id"]:
-                if not es.options(ignore_status=404).get(index=names.index("outbox"), id=answer["delivery_id"]).get(
+                if not es.options(ignore_status=404).get(index=names.outbox, id=answer["delivery_id"]).get(
                         "found"):
                     lost.append(f"{what}: no outbox entry")
                 deliveries.add(answer["delivery_id"])

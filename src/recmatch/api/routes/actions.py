@@ -5,18 +5,21 @@
 
 import inspect
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Path
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from recmatch.actions import service as actions
+from recmatch.actions import undo
 from recmatch.actions.idempotency import idempotent, request_hash
 from recmatch.actions.registry import ACTION_TYPES, ActionType, DismissIn, InMailIn
 from recmatch.actions.service import ActionOut
 from recmatch.api.deps import EsDep, NamesDep, SecretDep, SettingsDep, TaxonomyDep, ViewerDep
 from recmatch.api.errors import responses
 from recmatch.api.routes.pipelines import PipelinePath
+from recmatch.core.errors import InvalidInput
 from recmatch.pipelines.service import StoredPipeline, get_pipeline, update_pipeline
 from recmatch.ranking import learning
 from recmatch.text.taxonomy import Taxonomy
@@ -38,6 +41,8 @@ def _act(spec: ActionType) -> Callable[..., Awaitable[dict]]:
                                    body.model_dump(mode="json") if body else None)
         return await idempotent(
             es=es, names=names, principal=principal, key=idempotency_key, fingerprint=fingerprint,
+            # A stored answer is replayed only to a caller who may act on this pipeline now (scope, visibility).
+            check=lambda: get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id),
             run=lambda: actions.perform(
                 es=es, names=names, settings=settings, secret=secret, principal=principal,
                 crm_pipeline_id=crm_pipeline_id, candidate_id=candidate_id, action=spec.action,
@@ -64,31 +69,44 @@ for _spec in ACTION_TYPES.values():
                          name=_spec.action.value, response_model=ActionOut, responses=ACTION_ERRORS)
 
 
+@router.delete("/candidates/{candidate_id}/dismiss", response_model=ActionOut, responses=ACTION_ERRORS)
+async def undo_dismiss(crm_pipeline_id: PipelinePath, candidate_id: CandidatePath, es: EsDep, names: NamesDep,
+                       principal: ViewerDep) -> ActionOut:
+    """Undo a dismissal: the candidate may come back in the next lists, and the ranking unlearns it."""
+    return await undo.undo_dismissal(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id,
+                                     candidate_id=candidate_id)
+
+
 class LearnedEntry(BaseModel):
-    kind: str
-    key: str
+    kind: str = Field(description="the kind of feature: skills, occupation_codes, title_words, companies, "
+                                  "seniority, years, distance, open_to_work, open_to_remote")
+    key: str = Field(description="the feature; DELETE …/learned/{kind}/{key} removes this item")
     label: str
-    direction: str
-    signals: int
-    weight: float
+    direction: str = Field(description="more: ranked higher; less: ranked lower")
+    signals: int = Field(description="examples on the item's side that have the feature")
+    weight: float = Field(description="the factor it applies to the score of candidates that have it")
     text: str
+    evidence: dict[str, int] = Field(description="positives_with of positives, negatives_with of negatives")
 
 
 class LearnedOut(BaseModel):
     crm_pipeline_id: str
     learning_version: int
     items: list[LearnedEntry]
+    removed: list[str] = Field(default_factory=list, description="items the recruiter removed, as kind:key")
+    examples: int = Field(default=0, description="signals kept to learn from (a reset forgets them)")
 
 
 def _learned_view(pipeline: StoredPipeline, taxonomy: Taxonomy) -> LearnedOut:
-    counts = learning.FeedbackCounts.from_dict(pipeline.learned) if pipeline.learned else None
+    state = learning.LearningState.from_dict(pipeline.learned)
     understanding = pipeline.understanding
     spelled = {skill.name: skill.display for skill in understanding.skills}
-    items = learning.describe(counts, label_of=lambda kind, key: _label(taxonomy, spelled, kind, key),
-                              home_regions=learning.home_regions(understanding)) if counts else []
+    items = learning.describe(state, understanding=understanding,
+                              label_of=lambda kind, key: _label(taxonomy, spelled, kind, key))
     return LearnedOut(crm_pipeline_id=pipeline.crm_pipeline_id, learning_version=pipeline.learning_version,
-                      items=[LearnedEntry(**{field: getattr(item, field) for field in LearnedEntry.model_fields})
-                             for item in items])
+                      items=[LearnedEntry(**{name: getattr(item, name) for name in LearnedEntry.model_fields})
+                             for item in items],
+                      removed=sorted(state.removed), examples=len(state.examples))
 
 
 def _label(taxonomy: Taxonomy, spelled: dict[str, str], kind: str, key: str) -> str:
@@ -107,7 +125,7 @@ def _label(taxonomy: Taxonomy, spelled: dict[str, str], kind: str, key: str) -> 
 @router.get("/learned", response_model=LearnedOut, responses=responses(401, 403, 404, 503))
 async def get_learned(crm_pipeline_id: PipelinePath, es: EsDep, names: NamesDep, principal: ViewerDep,
                       taxonomy: TaxonomyDep) -> LearnedOut:
-    """What the ranking learned from this pipeline's actions, in the recruiter's words."""
+    """What the ranking learned from this pipeline's actions, in the recruiter's words (only what has evidence)."""
     pipeline = await get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id)
     return _learned_view(pipeline, taxonomy)
 
@@ -117,6 +135,28 @@ async def reset_learned(crm_pipeline_id: PipelinePath, es: EsDep, names: NamesDe
                         taxonomy: TaxonomyDep) -> LearnedOut:
     """Forget what was learned; the next list ranks without it (acted-on candidates stay out)."""
     pipeline = await get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id)
+    await undo.record_marker(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id,
+                             candidate_id=None, action=undo.RESET, at=datetime.now(UTC))
     reset = await update_pipeline(es=es, names=names, pipeline=pipeline, change=lambda current: {
         "learned": None, "learning_version": current.learning_version + 1})
     return _learned_view(reset, taxonomy)
+
+
+LearnedKind = Annotated[str, Path(description="the item's kind, as GET …/learned names it")]
+LearnedKey = Annotated[str, Path(min_length=1, max_length=300, description="the item's key, as GET …/learned names it")]
+
+
+@router.delete("/learned/{kind}/{key:path}", response_model=LearnedOut, responses=responses(401, 403, 404, 422, 503))
+async def remove_learned_item(crm_pipeline_id: PipelinePath, kind: LearnedKind, key: LearnedKey, es: EsDep,
+                              names: NamesDep, principal: ViewerDep, taxonomy: TaxonomyDep) -> LearnedOut:
+    """Remove one learned item: the ranking stops using it, and does not learn it again until a reset."""
+    if kind not in learning.FEATURE_KINDS:
+        raise InvalidInput(f"kind: must be one of {', '.join(learning.FEATURE_KINDS)}, not {kind!r}")
+    pipeline = await get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id)
+
+    def change(current: StoredPipeline) -> dict[str, object]:
+        state = learning.remove_item(learning.LearningState.from_dict(current.learned), kind=kind, key=key)
+        return {"learned": state.to_dict(), "learning_version": current.learning_version + 1}
+
+    removed = await update_pipeline(es=es, names=names, pipeline=pipeline, change=change)
+    return _learned_view(removed, taxonomy)
