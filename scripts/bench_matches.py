@@ -49,8 +49,11 @@ def main(
     rounds: Annotated[int, typer.Option(help="measured rounds")] = 200,
     pipelines: Annotated[int, typer.Option(help="distinct pipelines cycled through")] = 50,
     keep_index: Annotated[bool, typer.Option(help="keep the benchmark index for the next run")] = True,
+    prefix: Annotated[str | None, typer.Option(help="index prefix (default: benchm<docs>)")] = None,
 ) -> None:
     settings = pool_settings(docs)
+    if prefix is not None:
+        settings = settings.model_copy(update={"index_prefix": prefix})
     names = IndexNames(settings.index_prefix)
     es = make_client(settings)
     print(f"index: {names.candidates} with {ensure_pool(settings, docs):,} candidates")
