@@ -16,11 +16,11 @@ import httpx
 from elasticsearch import AsyncElasticsearch
 
 from recmatch.accounts import service as accounts
-from recmatch.api.app import prepare_cluster
 from recmatch.core.config import Settings, get_settings
 from recmatch.core.es import IndexNames, make_client, run_with_async_client
 from recmatch.core.models import PipelineIn
 from recmatch.indexing import reindex as indexing
+from recmatch.ops.cluster import prepare_cluster
 from recmatch.text.taxonomy import get_taxonomy
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -105,7 +105,7 @@ def lost_actions(settings, tenant_id: str, acknowledged: list[tuple[str, str, st
     for start in range(0, len(acknowledged), 500):
         chunk = acknowledged[start:start + 500]
         ids = [f"{tenant_id}:{crm_id}:{candidate_id}" for crm_id, candidate_id, _ in chunk]
-        docs = es.mget(index=names.index("actions"), ids=ids)["docs"]
+        docs = es.mget(index=names.actions, ids=ids)["docs"]
         lost += sum(1 for doc, (_, _, status) in zip(docs, chunk, strict=True)
                     if not doc.get("found") or doc["_source"]["status"] not in (status, "saved", "dismissed"))
     return lost

@@ -53,11 +53,11 @@ def prepare(prefix: str, workdir: Path, pool_size: int) -> dict[str, Any]:
     from elasticsearch import AsyncElasticsearch
 
     from recmatch.accounts import service as accounts
-    from recmatch.api.app import prepare_cluster
     from recmatch.core.config import Settings
     from recmatch.core.es import IndexNames, make_client, run_with_async_client
     from recmatch.core.models import PipelineIn
     from recmatch.indexing import reindex as indexing
+    from recmatch.ops.cluster import prepare_cluster
     from recmatch.pipelines import service as pipelines
     from recmatch.text.taxonomy import get_taxonomy
 

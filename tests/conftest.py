@@ -13,10 +13,17 @@ from elasticsearch import Elasticsearch
 from recmatch.core.config import ES_VERSION, Settings
 from recmatch.core.es import make_client
 
+# Test webhooks go to receivers on loopback over http: allowed here as an operator would allow a network, and only
+# here (tests of the refusals use settings without it). Secrets are sealed at rest as a deployment should.
+os.environ.setdefault("RECMATCH_WEBHOOK_ALLOW_HTTP", "true")
+os.environ.setdefault("RECMATCH_WEBHOOK_ALLOWED_NETWORKS", '["127.0.0.0/8"]')
+os.environ.setdefault("RECMATCH_SECRETS_KEY", "bm90LWEtcmVhbC1zZWNyZXQtb25seS1mb3ItdGVzdHM=")
+
 
 def _answers(url: str) -> bool:
+    """The first node RECMATCH_ES_URL names (it may name several, comma-separated) answers."""
     try:
-        return httpx.get(f"{url}/_cluster/health", timeout=3.0).status_code == 200
+        return httpx.get(f"{url.split(',')[0].rstrip('/')}/_cluster/health", timeout=3.0).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -41,7 +48,7 @@ def es_url() -> Iterator[str]:
     """RECMATCH_ES_URL if it answers; else a testcontainers node when Docker runs; else the local node."""
     url = os.environ.get("RECMATCH_ES_URL")
     if url and _answers(url):
-        yield url.rstrip("/")
+        yield ",".join(host.strip().rstrip("/") for host in url.split(","))
         return
     if _docker_engine_answers():
         from testcontainers.elasticsearch import ElasticSearchContainer

@@ -83,7 +83,7 @@ class Server:
     settings: Settings
 
     def url(self, path: str) -> str:
-        return f"{self.base_url}{path}"
+        return path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
 
     def sync(self, crm_pipeline_id: str, **pipeline: Any) -> dict[str, Any]:
         """What the sandbox page does on "Save pipeline": sync as the sandbox tenant, get a widget URL."""
@@ -109,6 +109,7 @@ def server(e2e_settings: Settings, e2e_pool: Path, tmp_path_factory: pytest.Temp
     with ThreadPoolExecutor(1) as thread:  # Playwright's sync API may already run an event loop in this thread
         tenant = thread.submit(run_async, e2e_settings, lambda es, names: accounts.create_tenant(
             es=es, names=names, name="E2E CRM", crm_provider="demo-crm", crm_origins=[base_url],
+            messaging_webhook_url="http://127.0.0.1:9/messaging",  # configured (nothing listens: deliveries retry)
             tenant_id=f"e2e-{uuid.uuid4().hex[:8]}")).result()
     secret = secrets.token_urlsafe(48)
     env = {

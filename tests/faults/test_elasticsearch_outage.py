@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from recmatch.api.app import prepare_cluster
 from recmatch.core.es import IndexNames, make_client
 from recmatch.indexing import reindex as indexing
+from recmatch.ops.cluster import prepare_cluster
 from tests.faults.conftest import FaultNode
 from tests.faults.support import (
     DeliveryStore,
@@ -59,8 +59,10 @@ class Call:
 class Traffic(threading.Thread):
     """A recruiter's client: read a page of matches, act on the next candidate, again; every answer recorded."""
 
-    def __init__(self, base_url: str, auth: dict[str, str]) -> None:
+    def __init__(self, base_url: str, auth: dict[str, str], *, pipeline_id: str = PIPELINE_ID,
+                 key_prefix: str = "traffic") -> None:
         super().__init__(name="traffic", daemon=True)
+        self.pipeline_id, self.key_prefix = pipeline_id, key_prefix
         self.client = httpx.Client(base_url=base_url, headers=auth, timeout=60)
         self.calls: list[Call] = []
         self.stop = threading.Event()
@@ -71,13 +73,14 @@ class Traffic(threading.Thread):
         for number in range(MAX_ITERATIONS):
             if self.stop.is_set() or time.monotonic() > deadline:
                 break
-            self.call("GET", f"/v1/pipelines/{PIPELINE_ID}/matches", params={"page": number % 3 + 1, "page_size": 10})
+            self.call("GET", f"/v1/pipelines/{self.pipeline_id}/matches",
+                      params={"page": number % 3 + 1, "page_size": 10})
             action = ACTIONS[number % len(ACTIONS)]
-            self.act(action, f"c-{number:06d}", key=f"traffic-{number}")
+            self.act(action, f"c-{number:06d}", key=f"{self.key_prefix}-{number}")
             time.sleep(0.05)
 
     def act(self, action: str, candidate_id: str, *, key: str) -> Call:
-        return self.call("POST", f"/v1/pipelines/{PIPELINE_ID}/candidates/{candidate_id}/{action}",
+        return self.call("POST", f"/v1/pipelines/{self.pipeline_id}/candidates/{candidate_id}/{action}",
                          json=BODIES[action], headers={"Idempotency-Key": key}, key=key, action=action,
                          candidate_id=candidate_id)
 
@@ -216,18 +219,18 @@ def _assert_nothing_accepted_was_lost(fault_node: FaultNode, seats: Seats, accep
     es = make_client(fault_node.settings)
     tenant_id = seats.tenant.tenant_id
     try:
-        es.indices.refresh(index=names.index("events"))
+        es.indices.refresh(index=names.events)
         expected_deliveries = set()
         for call in accepted.values():
-            state = es.get(index=names.index("actions"), id=f"{tenant_id}:{PIPELINE_ID}:{call.candidate_id}")
+            state = es.get(index=names.actions, id=f"{tenant_id}:{PIPELINE_ID}:{call.candidate_id}")
             answer = httpx.Response(200, text=call.text).json()
             assert state["_source"]["status"] == answer["status"], (call, state["_source"])
-            events = es.count(index=names.index("events"), query={"bool": {"filter": [
+            events = es.count(index=names.events, query={"bool": {"filter": [
                 {"term": {"tenant_id": tenant_id}}, {"term": {"candidate_id": call.candidate_id}},
                 {"term": {"action": call.action}}]}})["count"]
             assert events >= 1, f"no event for the accepted {call.action} of {call.candidate_id}"
             if answer["delivery_id"]:
-                outbox = es.options(ignore_status=404).get(index=names.index("outbox"), id=answer["delivery_id"])
+                outbox = es.options(ignore_status=404).get(index=names.outbox, id=answer["delivery_id"])
                 assert outbox.get("found"), f"no outbox entry for {answer['delivery_id']}"
                 expected_deliveries.add(answer["delivery_id"])
             elif call.action != "dismiss":

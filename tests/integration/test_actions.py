@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from recmatch.api.app import create_app
 from recmatch.core.config import Settings
+from recmatch.core.es import IndexNames
 from tests.integration.support import Seats, make_tenant
 from tests.integration.webhook_receiver import WebhookReceiver
 
@@ -157,6 +159,9 @@ def test_inmail_carries_a_share_link_and_shared_contact_reaches_the_crm(world: W
     path = share_url.split("://", 1)[1].split("/", 1)[1]
     form = world.client.get(f"/{path}")
     assert form.status_code == 200 and 'name="email"' in form.text
+    # The page says who would like to reach the candidate, for which company and role.
+    assert re.search(r"<strong>\S+@example.com</strong> of <strong>Acme [0-9a-f]{4}</strong> would like to reach you, "
+                     r"about the <strong>[^<]+</strong> role", form.text), form.text
     assert world.client.post(f"/{path}", data={"email": "not-an-email"}).status_code == 422
     done = world.client.post(f"/{path}", data={"email": "nia@example.org", "phone": "+1 617 555 0100"})
     assert done.status_code == 200 and "Thank you" in done.text
@@ -174,24 +179,76 @@ def test_inmail_validation_names_the_field(world: World):
     assert response.status_code == 422 and response.json()["detail"].startswith("subject")
 
 
-def test_dismissal_is_learned_at_once_and_can_be_reset(world: World):
+def _skills(world: World, candidate_ids: list[str]) -> dict[str, set[str]]:
+    found = world.es.mget(index=IndexNames(world.settings.index_prefix).candidates, ids=candidate_ids,
+                          source_includes=["skills"])
+    return {doc["_id"]: set(doc["_source"].get("skills") or ()) for doc in found["docs"]}
+
+
+def _learned_functions(listing: dict) -> list[dict]:
+    return listing["query"]["query"]["function_score"]["functions"]
+
+
+def test_dismissals_alone_teach_nothing_and_the_dismissed_stay_out(world: World):
     crm_id = world.pipeline()
     first = world.listing(crm_id, page_size=125)
     dismissed = [c["candidate_id"] for c in first["candidates"][:3]]
     for candidate_id in dismissed:
         assert world.act(crm_id, candidate_id, "dismiss", {"reason": "title"}).status_code == 200
     learned = world.client.get(f"/v1/pipelines/{crm_id}/learned", headers=world.headers()).json()
-    assert learned["learning_version"] == 3
-    assert any(item["direction"] == "less" for item in learned["items"]), learned
-    assert all(item["text"].startswith(("more like:", "less like:")) for item in learned["items"])
-    second = world.listing(crm_id, page_size=125)  # read-your-writes: the very next list uses what was learned
-    assert second["snapshot"].endswith("-l3")
+    assert learned["learning_version"] == 3 and learned["items"] == []  # nothing to tell the dismissed apart from
+    assert learned["examples"] == 3
+    second = world.listing(crm_id, page_size=125, explain=True)  # read-your-writes: the very next list
+    assert second["snapshot"].endswith("-l3") and _learned_functions(second) == []
     assert not set(dismissed) & {c["candidate_id"] for c in second["candidates"]}
-    assert [c["score"] for c in second["candidates"]] != [c["score"] for c in first["candidates"]][3:128]
+    # Acting on the 4th of the new list's first page: the three above it were read and passed over.
+    fourth = second["candidates"][3]["candidate_id"]
+    assert world.act(crm_id, fourth, "save").status_code == 200
+    assert world.client.get(f"/v1/pipelines/{crm_id}/learned", headers=world.headers()).json()["examples"] == 7
+
+
+def test_the_next_list_reflects_what_separates_saves_from_dismissals_and_delete_forgets_it(world: World):
+    crm_id = world.pipeline()
+    first = world.listing(crm_id, page_size=125)
+    ids = [c["candidate_id"] for c in first["candidates"]]
+    skills = _skills(world, ids)
+    listed = {"epic systems"}
+    shares = Counter(skill for cid in ids[:60] for skill in skills[cid] - listed)
+    wanted = next(skill for skill, n in shares.most_common() if n <= 40)  # common, but not everyone's
+    having = [cid for cid in ids[:60] if wanted in skills[cid]][:4]
+    lacking = [cid for cid in ids[:60] if wanted not in skills[cid]][:4]
+    assert len(having) == 4 and len(lacking) == 4
+    for candidate_id in having:
+        assert world.act(crm_id, candidate_id, "save").status_code == 200
+    for candidate_id in lacking:
+        assert world.act(crm_id, candidate_id, "dismiss", {"reason": "skills"}).status_code == 200
+
+    learned = world.client.get(f"/v1/pipelines/{crm_id}/learned", headers=world.headers()).json()
+    item = next(item for item in learned["items"] if (item["kind"], item["key"]) == ("skills", wanted))
+    assert item["direction"] == "more" and item["weight"] > 1
+    assert item["text"].endswith("(4 of 4 saves have it, 0 of 4 dismissals)"), item
+    second = world.listing(crm_id, page_size=125, explain=True)  # the very next list uses what was learned
+    assert {"filter": {"term": {"skills": wanted}}, "weight": item["weight"]} in _learned_functions(second)
+    rest = [cid for cid in ids if cid not in set(having) | set(lacking)]
+    after = [c["candidate_id"] for c in second["candidates"]]
+    after_skills = _skills(world, after[:25])
+    before_share = sum(wanted in skills[cid] for cid in rest[:25])
+    assert sum(wanted in after_skills[cid] for cid in after[:25]) > before_share
+
+    removed = world.client.delete(f"/v1/pipelines/{crm_id}/learned/skills/{wanted}", headers=world.headers())
+    assert removed.status_code == 200, removed.text
+    assert f"skills:{wanted}" in removed.json()["removed"]
+    assert all(item["key"] != wanted for item in removed.json()["items"])
+    third = world.listing(crm_id, page_size=125, explain=True)
+    assert all(f["filter"] != {"term": {"skills": wanted}} for f in _learned_functions(third))
+    unknown = world.client.delete(f"/v1/pipelines/{crm_id}/learned/astrology/leo", headers=world.headers())
+    assert unknown.status_code == 422 and unknown.json()["detail"].startswith("kind")
+
     reset = world.client.delete(f"/v1/pipelines/{crm_id}/learned", headers=world.headers()).json()
-    assert reset["items"] == [] and reset["learning_version"] == 4
-    third = world.listing(crm_id, page_size=125)
-    assert not set(dismissed) & {c["candidate_id"] for c in third["candidates"]}  # dismissed stay out
+    assert reset["items"] == [] and reset["removed"] == []
+    fourth = world.listing(crm_id, page_size=125, explain=True)
+    assert _learned_functions(fourth) == []
+    assert [c["candidate_id"] for c in fourth["candidates"]][:len(rest)] == rest  # as if nothing was learned
 
 
 def test_hiring_collaborator_and_other_tenants_cannot_act(world: World, api_settings):

@@ -11,10 +11,13 @@ from fastapi.testclient import TestClient
 from recmatch.accounts import service as accounts
 from recmatch.api.app import create_app
 from recmatch.api.deps import get_today
+from recmatch.core.ids import pipeline_doc_id
 from recmatch.core.models import PipelineIn
+from recmatch.matches import refresh
 from recmatch.matches import service as matches
+from recmatch.matches.memory import UNSTORED_AT_MOST, ListMemory
 from recmatch.pipelines import service as pipelines
-from recmatch.pipelines.service import RecentPipelines, pipeline_doc_id
+from recmatch.snapshots import store as snapshots
 from recmatch.text.taxonomy import get_taxonomy
 from tests.integration.support import Seats, run_async
 
@@ -62,14 +65,14 @@ def test_list_has_125_ranked_candidates_with_reasons(app_client: TestClient, sea
     assert set(top["matched_skills"]) <= {"Python", "JavaScript", "SQL"}
 
 
-def test_pages_never_reshuffle_under_a_snapshot(app_client: TestClient, seats: Seats):
+def test_pages_never_reshuffle_under_a_snapshot(app_client: TestClient, seats: Seats, operator_key: str):
     app_client.put("/v1/pipelines/p-stable", json=BACKEND, headers=seats.auth(seats.recruiter))
     before = all_pages(app_client, seats.recruiter, "p-stable")
     # A perfect new candidate arrives: the snapshot being paged does not change.
     perfect = {"candidate_id": "c-perfect", "name": "Pat Perfect", "title": "Senior Software Engineer",
                "skills": ["Python", "JavaScript", "SQL"], "open_to_remote": True,
                "location": {"name": "San Francisco, CA, US"}}
-    upserted = app_client.put("/v1/admin/candidates/c-perfect", json=perfect, headers=seats.auth(seats.admin))
+    upserted = app_client.put("/v1/admin/candidates/c-perfect", json=perfect, headers=seats.auth(operator_key))
     assert upserted.status_code == 200
     after = all_pages(app_client, seats.recruiter, "p-stable", snapshot=before[0]["snapshot"])
     assert ids(after) == ids(before)
@@ -90,7 +93,8 @@ def test_field_change_makes_a_new_snapshot(app_client: TestClient, seats: Seats)
     assert any("nurse" in c["title"].lower() for c in second["candidates"][:5])
 
 
-def test_a_new_day_makes_a_new_snapshot_and_marks_new_candidates(app_client: TestClient, seats: Seats, moving_day):
+def test_a_new_day_makes_a_new_snapshot_and_marks_new_candidates(app_client: TestClient, seats: Seats,
+                                                                 operator_key: str, moving_day):
     app_client.put("/v1/pipelines/p-daily", json=BACKEND, headers=seats.auth(seats.recruiter))
     day = date(2030, 1, 10)
     moving_day(day)
@@ -99,7 +103,7 @@ def test_a_new_day_makes_a_new_snapshot_and_marks_new_candidates(app_client: Tes
     newcomer = {"candidate_id": "c-newcomer", "name": "Nia New", "title": "Senior Software Engineer",
                 "skills": ["Python", "JavaScript", "SQL"], "open_to_remote": True, "years_experience": 9,
                 "location": {"name": "Oakland, CA, US"}}
-    app_client.put("/v1/admin/candidates/c-newcomer", json=newcomer, headers=seats.auth(seats.admin))
+    app_client.put("/v1/admin/candidates/c-newcomer", json=newcomer, headers=seats.auth(operator_key))
     moving_day(day + timedelta(days=1))
     second = app_client.get("/v1/pipelines/p-daily/matches?page_size=125", headers=seats.auth(seats.recruiter)).json()
     assert second["snapshot"] != first["snapshot"]
@@ -130,19 +134,20 @@ def test_a_new_list_is_stored_after_the_page_is_sent(app_client: TestClient, sea
 def test_a_list_still_being_stored_is_served_from_memory(app_client: TestClient, seats: Seats, api_settings):
     app_client.put("/v1/pipelines/p-unstored", json=BACKEND, headers=seats.auth(seats.recruiter))
     deferred: list[tuple] = []
-    unstored: dict = {}
+    memory = ListMemory()
+    unstored = memory.unstored
 
     async def work(es, names):
         principal = await accounts.authenticate(es=es, names=names, api_key=seats.recruiter)
         listing = partial(matches.list_matches, es=es, names=names, principal=principal,
-                          crm_pipeline_id="p-unstored", today=date.today(), unstored=unstored,
+                          crm_pipeline_id="p-unstored", today=date.today(), memory=memory,
                           defer=lambda task, **arguments: deferred.append((task, arguments)))
         first = await listing()
         pending = len(unstored)
         again, page_two = await listing(), await listing(page=2, snapshot=first.snapshot)
         for task, arguments in deferred:  # the response's background work, once the page is sent
             await task(**arguments)
-        kept = await matches.load_snapshot(es=es, names=names, tenant_id=principal.tenant.tenant_id,
+        kept = await snapshots.load_snapshot(es=es, names=names, tenant_id=principal.tenant.tenant_id,
                                            crm_pipeline_id="p-unstored", key=first.snapshot)
         return first, pending, again, page_two, kept
 
@@ -183,11 +188,11 @@ def test_explain_returns_the_exact_search_body(app_client: TestClient, seats: Se
     assert plain["query"] is None
 
 
-def test_erased_candidate_disappears_from_the_list_at_once(app_client: TestClient, seats: Seats):
+def test_erased_candidate_disappears_from_the_list_at_once(app_client: TestClient, seats: Seats, operator_key: str):
     app_client.put("/v1/pipelines/p-erase", json=BACKEND, headers=seats.auth(seats.recruiter))
     first = app_client.get("/v1/pipelines/p-erase/matches", headers=seats.auth(seats.recruiter)).json()
     victim = first["candidates"][0]["candidate_id"]
-    assert app_client.delete(f"/v1/admin/candidates/{victim}", headers=seats.auth(seats.admin)).status_code == 204
+    assert app_client.delete(f"/v1/admin/candidates/{victim}", headers=seats.auth(operator_key)).status_code == 204
     again = app_client.get("/v1/pipelines/p-erase/matches", params={"snapshot": first["snapshot"]},
                            headers=seats.auth(seats.recruiter)).json()
     assert victim not in [c["candidate_id"] for c in again["candidates"]]
@@ -242,14 +247,14 @@ def test_daily_refresh_computes_tomorrows_list_of_pipelines_in_use(app_client: T
     tomorrow = datetime.now(UTC).date() + timedelta(days=1)
 
     async def refresh_and_look(es, names):
-        computed, _ = await matches.refresh_active(es=es, names=names, today=tomorrow)
+        computed, _ = await refresh.refresh_active(es=es, names=names, today=tomorrow)
         found = {}
         for pipeline in ("p-in-use", "p-idle"):
             stored = await pipelines.get_pipeline(es=es, names=names, crm_pipeline_id=pipeline, principal=(
                 await accounts.authenticate(es=es, names=names, api_key=seats.recruiter)))
-            found[pipeline] = await matches.load_snapshot(es=es, names=names, tenant_id=seats.tenant.tenant_id,
+            found[pipeline] = await snapshots.load_snapshot(es=es, names=names, tenant_id=seats.tenant.tenant_id,
                                                           crm_pipeline_id=pipeline,
-                                                          key=matches.snapshot_key(stored, tomorrow))
+                                                          key=snapshots.snapshot_key(stored, tomorrow))
         return computed, found
 
     computed, found = run_async(api_settings, refresh_and_look)
@@ -263,7 +268,8 @@ def test_a_list_started_early_is_kept_only_for_the_pipeline_as_it_is(app_client:
                                                                       api_settings):
     """A process that synced a pipeline starts ranking it while it reads it back; a change made meanwhile by
     another process wins."""
-    recent = RecentPipelines()
+    memory = ListMemory()
+    recent = memory.recent
 
     async def sync_here(es, names):
         principal = await accounts.authenticate(es=es, names=names, api_key=seats.recruiter)
@@ -278,7 +284,7 @@ def test_a_list_started_early_is_kept_only_for_the_pipeline_as_it_is(app_client:
     async def list_here(es, names):
         principal = await accounts.authenticate(es=es, names=names, api_key=seats.recruiter)
         return [await matches.list_matches(es=es, names=names, principal=principal, crm_pipeline_id=pipeline_id,
-                                           today=date.today(), recent=recent, explain=True)
+                                           today=date.today(), memory=memory, explain=True)
                 for pipeline_id in ("p-guess-kept", "p-guess-dropped")]
 
     kept, dropped = run_async(api_settings, list_here)
@@ -291,17 +297,18 @@ def test_a_list_started_early_is_kept_only_for_the_pipeline_as_it_is(app_client:
 def test_a_list_whose_storing_never_ran_is_not_served_from_memory_for_long(app_client: TestClient, seats: Seats,
                                                                           api_settings):
     app_client.put("/v1/pipelines/p-never-stored", json=BACKEND, headers=seats.auth(seats.recruiter))
-    unstored: dict = {}
+    memory = ListMemory()
+    unstored = memory.unstored
 
     async def work(es, names):
         principal = await accounts.authenticate(es=es, names=names, api_key=seats.recruiter)
         listing = partial(matches.list_matches, es=es, names=names, principal=principal,
-                          crm_pipeline_id="p-never-stored", today=date.today(), unstored=unstored,
+                          crm_pipeline_id="p-never-stored", today=date.today(), memory=memory,
                           defer=lambda task, **arguments: None)  # a response that failed: its tasks never run
         first = await listing()
         soon = await listing()
         (served,) = unstored.values()
-        served.head.created_at -= matches.UNSTORED_AT_MOST + timedelta(seconds=1)
+        served.head.created_at -= UNSTORED_AT_MOST + timedelta(seconds=1)
         later = await listing()
         return first, soon, later
 

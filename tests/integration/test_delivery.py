@@ -26,7 +26,7 @@ from recmatch.api.errors import install_error_handlers
 from recmatch.api.routes import deliveries
 from recmatch.core.config import Settings
 from recmatch.core.es import IndexNames, ensure_indices, make_async_client
-from recmatch.webhooks import delivery
+from recmatch.webhooks import outbox, worker
 from tests.integration.support import Seats, make_tenant, run_async
 from tests.integration.webhook_receiver import WebhookReceiver
 
@@ -47,7 +47,7 @@ def cfg(settings: Settings, es: Elasticsearch) -> Iterator[Settings]:
     names = IndexNames(test_settings.index_prefix)
     ensure_indices(es, names, "accounts", "outbox")
     # Tenants and seats are written with refresh=wait_for (about 1 s each at the default interval): speed that up.
-    es.indices.put_settings(index=names.index("accounts"), settings={"index": {"refresh_interval": "50ms"}})
+    es.indices.put_settings(index=names.accounts, settings={"index": {"refresh_interval": "50ms"}})
     yield test_settings
     made = es.options(ignore_status=404).indices.get(index=f"{test_settings.index_prefix}-*", expand_wildcards="all")
     if made:
@@ -70,27 +70,27 @@ def tenant_for(cfg: Settings, receiver: WebhookReceiver, *, crm: bool = True, me
 
 def enqueue(cfg: Settings, seats: Seats, delivery_id: str, *, event: str = "prospect.saved", target: str = "crm",
             payload: dict[str, Any] | None = None) -> bool:
-    return run_async(cfg, lambda es, names: delivery.enqueue(
+    return run_async(cfg, lambda es, names: outbox.enqueue(
         es=es, names=names, tenant_id=seats.tenant.tenant_id, target=target, event=event, delivery_id=delivery_id,
         payload=payload if payload is not None else {"crm_pipeline_id": "p-1", "candidate": STUB},
         crm_pipeline_id="p-1", candidate_id="c-000123"))
 
 
 def entry(es: Elasticsearch, cfg: Settings, delivery_id: str) -> dict[str, Any]:
-    return es.get(index=IndexNames(cfg.index_prefix).index("outbox"), id=delivery_id)["_source"]
+    return es.get(index=IndexNames(cfg.index_prefix).outbox, id=delivery_id)["_source"]
 
 
 def deliver_until(cfg: Settings, done: Callable[[], bool], *, worker_id: str = "w-test",
-                  deadline_s: float = 20.0, limit: int = 50) -> list[delivery.DeliveryRound]:
+                  deadline_s: float = 20.0, limit: int = 50) -> list[worker.DeliveryRound]:
     """Run worker rounds until `done()` holds (fails past the deadline); returns the rounds."""
 
-    async def run(es: AsyncElasticsearch, names: IndexNames) -> list[delivery.DeliveryRound]:
-        rounds: list[delivery.DeliveryRound] = []
+    async def run(es: AsyncElasticsearch, names: IndexNames) -> list[worker.DeliveryRound]:
+        rounds: list[worker.DeliveryRound] = []
         deadline = time.monotonic() + deadline_s
-        async with delivery.make_http_client() as http:
+        async with worker.make_http_client() as http:
             while not done():
                 assert time.monotonic() < deadline, f"not done after {deadline_s} s: {rounds}"
-                rounds.append(await delivery.deliver_due(es=es, names=names, settings=cfg, worker_id=worker_id,
+                rounds.append(await worker.deliver_due(es=es, names=names, settings=cfg, worker_id=worker_id,
                                                          http=http, limit=limit))
                 await asyncio.sleep(0.01)
         return rounds
@@ -124,6 +124,23 @@ def admin_api(cfg: Settings) -> Iterator[TestClient]:
 
 
 # -- delivery -----------------------------------------------------------------------------------------------
+
+
+def test_a_tenant_on_the_plain_json_format_gets_the_bare_payload_signed_its_way(
+        cfg: Settings, es: Elasticsearch) -> None:
+    """A second CRM format (webhooks/formats/plain_json.py), chosen per tenant: no envelope, its own headers."""
+    plain = WebhookReceiver(webhook_format="plain-json").start()
+    try:
+        seats = make_tenant(cfg, webhook_url=f"{plain.url}/crm", webhook_format="plain-json")
+        plain.secret = seats.tenant.webhook_secret.get_secret_value()
+        assert enqueue(cfg, seats, "d-plain")
+        deliver_until(cfg, status_is(es, cfg, "d-plain", "delivered"))
+        (request,) = plain.requests_for("d-plain")
+        assert request.signature_ok and request.answered == 200
+        assert request.event == "prospect.saved"
+        assert request.body == {"crm_pipeline_id": "p-1", "candidate": STUB}  # the payload alone, no envelope
+    finally:
+        plain.stop()
 
 
 def test_delivered_once_with_a_valid_signature(cfg: Settings, es: Elasticsearch, receiver: WebhookReceiver) -> None:
@@ -199,7 +216,7 @@ def test_connection_refused_is_a_failed_try(cfg: Settings, es: Elasticsearch, re
 
     stored = entry(es, cfg, "d-refused")
     assert stored["attempts"] == 3 and stored["last_status_code"] is None
-    assert "ConnectError" in stored["last_error"] and "gave up after 3 tries" in stored["last_error"]
+    assert "could not connect" in stored["last_error"] and "gave up after 3 tries" in stored["last_error"]
 
 
 def test_tenant_without_a_webhook_url_is_dead_with_the_reason(
@@ -226,8 +243,8 @@ def test_enqueue_is_idempotent(cfg: Settings, es: Elasticsearch, receiver: Webho
     deliver_until(cfg, status_is(es, cfg, "d-once", "delivered"))
     assert enqueue(cfg, seats, "d-once", payload={"n": 3}) is False  # delivered: still not sent again
 
-    es.indices.refresh(index=IndexNames(cfg.index_prefix).index("outbox"))
-    assert es.count(index=IndexNames(cfg.index_prefix).index("outbox"))["count"] == 1
+    es.indices.refresh(index=IndexNames(cfg.index_prefix).outbox)
+    assert es.count(index=IndexNames(cfg.index_prefix).outbox)["count"] == 1
     assert [r.body["data"] for r in receiver.received] == [{"n": 1}]
     assert entry(es, cfg, "d-once")["status"] == "delivered"
 
@@ -238,7 +255,7 @@ def test_an_expired_claim_of_a_crashed_worker_is_taken_over(
     seats = tenant_for(cfg, receiver)
     enqueue(cfg, seats, "d-orphan")
     past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
-    es.update(index=IndexNames(cfg.index_prefix).index("outbox"), id="d-orphan",
+    es.update(index=IndexNames(cfg.index_prefix).outbox, id="d-orphan",
               doc={"status": "delivering", "claimed_by": "crashed-worker", "claimed_until": past, "attempts": 1})
 
     deliver_until(cfg, status_is(es, cfg, "d-orphan", "delivered"))
@@ -251,7 +268,7 @@ def test_a_live_claim_is_left_alone(cfg: Settings, es: Elasticsearch, receiver: 
     enqueue(cfg, seats, "d-claimed")
     enqueue(cfg, seats, "d-free")
     later = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
-    es.update(index=IndexNames(cfg.index_prefix).index("outbox"), id="d-claimed",
+    es.update(index=IndexNames(cfg.index_prefix).outbox, id="d-claimed",
               doc={"status": "delivering", "claimed_by": "busy-worker", "claimed_until": later, "attempts": 1})
 
     deliver_until(cfg, status_is(es, cfg, "d-free", "delivered"))
@@ -270,12 +287,12 @@ def test_two_workers_never_send_the_same_delivery(cfg: Settings, es: Elasticsear
 
         async def fill(es_async: Any, names: IndexNames) -> None:
             for delivery_id in ids:
-                await delivery.enqueue(es=es_async, names=names, tenant_id=seats.tenant.tenant_id, target="crm",
+                await outbox.enqueue(es=es_async, names=names, tenant_id=seats.tenant.tenant_id, target="crm",
                                        event="prospect.saved", payload={"n": delivery_id}, delivery_id=delivery_id)
 
         run_async(cfg, fill)
         start = threading.Barrier(2)
-        rounds: dict[str, list[delivery.DeliveryRound]] = {}
+        rounds: dict[str, list[worker.DeliveryRound]] = {}
 
         def worker(name: str) -> None:
             start.wait()
@@ -307,9 +324,9 @@ def test_background_worker_delivers_then_stops(cfg: Settings, es: Elasticsearch,
         es_async = make_async_client(cfg)
         names = IndexNames(cfg.index_prefix)
         try:
-            async with delivery.background_worker(es=es_async, names=names, settings=cfg) as task:
+            async with worker.background_worker(es=es_async, names=names, settings=cfg) as task:
                 for n in range(3):
-                    await delivery.enqueue(es=es_async, names=names, tenant_id=seats.tenant.tenant_id, target="crm",
+                    await outbox.enqueue(es=es_async, names=names, tenant_id=seats.tenant.tenant_id, target="crm",
                                            event="prospect.saved", payload={}, delivery_id=f"d-bg-{n}")
                 deadline = time.monotonic() + 20
                 while len(receiver.delivered()) < 3:
@@ -338,7 +355,7 @@ def test_worker_keeps_going_while_elasticsearch_is_unreachable(
 
     async def run() -> None:
         es_async, stop = make_async_client(down), asyncio.Event()
-        task = asyncio.create_task(delivery.run_worker(es=es_async, names=IndexNames(down.index_prefix),
+        task = asyncio.create_task(worker.run_worker(es=es_async, names=IndexNames(down.index_prefix),
                                                        settings=down, stop=stop, worker_id="w-down"))
         deadline = time.monotonic() + 20
         while failed_rounds() < 3:
@@ -381,7 +398,7 @@ def test_dead_delivery_is_listed_for_admins_and_a_retry_delivers_it(
 
     deliver_until(cfg, lambda: all(entry(es, cfg, d)["status"] == "dead" for d in ("d-dead", "d-other-tenant")))
     assert [r.answered for r in receiver.requests_for("d-dead")] == [500, 500, 500]
-    es.indices.refresh(index=IndexNames(cfg.index_prefix).index("outbox"))
+    es.indices.refresh(index=IndexNames(cfg.index_prefix).outbox)
 
     listed = admin_api.get("/v1/admin/deliveries", params={"status": "dead"}, headers=seats.auth(seats.admin))
     assert listed.status_code == 200, listed.text
@@ -427,7 +444,7 @@ def test_deliveries_are_listed_newest_first_with_a_limit(
     for n in range(4):
         enqueue(cfg, seats, f"d-order-{n}")
         time.sleep(0.002)  # distinct created_at (millisecond resolution)
-    es.indices.refresh(index=IndexNames(cfg.index_prefix).index("outbox"))
+    es.indices.refresh(index=IndexNames(cfg.index_prefix).outbox)
 
     listed = admin_api.get("/v1/admin/deliveries", params={"limit": 3}, headers=seats.auth(seats.admin)).json()
 

@@ -10,9 +10,9 @@ def test_an_older_index_gains_the_fields_of_a_newer_mapping(es, settings):
     old = load_mapping("pipelines")
     del old["mappings"]["properties"]["acted_candidate_ids"]
     old["mappings"]["_meta"]["mapping_version"] = 1
-    es.indices.create(index=names.index("pipelines"), **old)
+    es.indices.create(index=names.pipelines, **old)
     ensure_indices(es, names, "pipelines")
-    upgraded = es.indices.get_mapping(index=names.index("pipelines"))[names.index("pipelines")]["mappings"]
+    upgraded = es.indices.get_mapping(index=names.pipelines)[names.pipelines]["mappings"]
     assert "acted_candidate_ids" in upgraded["properties"]
     assert upgraded["_meta"]["mapping_version"] == load_mapping("pipelines")["mappings"]["_meta"]["mapping_version"]
     ensure_indices(es, names, "pipelines")  # idempotent

@@ -26,8 +26,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from recmatch.api.app import create_app
 from recmatch.core.config import Settings
-from recmatch.ops import observability
-from tests.integration.support import Seats, make_tenant
+from recmatch.core.es import make_client
+from recmatch.ops import logs, metrics
+from recmatch.ops.metrics import InstrumentedElasticsearch
+from tests.integration.support import Seats, make_operator, make_tenant
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +64,7 @@ def metric(client: TestClient, name: str, **labels: str) -> float:
 @pytest.fixture()
 def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
     """The JSON log lines written while the test runs, parsed (each line must be one JSON object)."""
-    (handler,) = [h for h in logging.getLogger().handlers if isinstance(h, observability._JsonHandler)]
+    (handler,) = [h for h in logging.getLogger().handlers if isinstance(h, logs._JsonHandler)]
     buffer = io.StringIO()
     previous = handler.setStream(buffer)
 
@@ -108,7 +110,7 @@ def _spy_on(transport: Any, seen: list[tuple[str, str | None, str | None]]) -> C
     return lambda: setattr(transport, "perform_request", original)
 
 
-def test_request_id_reaches_elasticsearch_as_x_opaque_id(client, seats):
+def test_request_id_reaches_elasticsearch_as_x_opaque_id(client, seats, obs_settings):
     """Elasticsearch echoes the X-Opaque-Id it received in its response headers: that echo is the proof."""
     state = client.app.state
     seen: list[tuple[str, str | None, str | None]] = []
@@ -120,7 +122,7 @@ def test_request_id_reaches_elasticsearch_as_x_opaque_id(client, seats):
         # A plain `def` route: the sync client, in FastAPI's thread pool.
         candidate = {"candidate_id": "c-obs-1", "name": "Ada Park", "title": "Software Engineer"}
         answer = client.put("/v1/admin/candidates/c-obs-1", json=candidate,
-                            headers={**seats.auth(seats.admin), "X-Request-Id": sync_id})
+                            headers={**seats.auth(make_operator(obs_settings)), "X-Request-Id": sync_id})
         assert answer.status_code == 200, answer.text
         state.sync_es.cluster.health()  # outside any request
     finally:
@@ -159,7 +161,7 @@ def test_metrics_count_requests_by_route_template_and_status(client):
 def test_metrics_time_elasticsearch_calls_and_count_their_errors(client, obs_settings):
     assert client.get("/readyz").status_code == 200
     assert metric(client, "recmatch_es_request_duration_seconds_count", operation="cluster.health") >= 1
-    es = observability.instrumented_client(obs_settings)
+    es = make_client(obs_settings, client_class=InstrumentedElasticsearch)
     missing = metric(client, "recmatch_es_request_errors_total", operation="get", error="404")
     with pytest.raises(Exception):  # noqa: B017 - NotFoundError; only the count matters here
         es.get(index=f"{obs_settings.index_prefix}-no-such-index", id="x")
@@ -169,7 +171,7 @@ def test_metrics_time_elasticsearch_calls_and_count_their_errors(client, obs_set
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
-    down = observability.instrumented_client(obs_settings.model_copy(
+    down = make_client(client_class=InstrumentedElasticsearch, settings=obs_settings.model_copy(
         update={"es_url": f"http://127.0.0.1:{closed_port}", "es_max_retries": 0}))
     refused = metric(client, "recmatch_es_request_errors_total", operation="cluster.health", error="ConnectionError")
     with pytest.raises(Exception):  # noqa: B017 - elastic_transport.ConnectionError
@@ -180,7 +182,7 @@ def test_metrics_time_elasticsearch_calls_and_count_their_errors(client, obs_set
 
 
 def test_metrics_show_outbox_depth_by_status(client, obs_settings, es, monkeypatch):
-    monkeypatch.setattr(observability, "OUTBOX_CACHE_S", 0.0)
+    monkeypatch.setattr(metrics, "OUTBOX_CACHE_S", 0.0)
     outbox = f"{obs_settings.index_prefix}-outbox"
     now = datetime.now(UTC).isoformat()
     for number, status in enumerate(["pending", "pending", "dead", "delivered"]):
@@ -194,7 +196,7 @@ def test_metrics_show_outbox_depth_by_status(client, obs_settings, es, monkeypat
     assert metric(client, "recmatch_outbox_entries", status="delivering") == 0
 
     # Within the cache period a scrape does not ask Elasticsearch again.
-    monkeypatch.setattr(observability, "OUTBOX_CACHE_S", 60.0)
+    monkeypatch.setattr(metrics, "OUTBOX_CACHE_S", 60.0)
     client.get("/metrics")
     es.index(index=outbox, id="obs-9", document={
         "delivery_id": "obs-9", "tenant_id": "t-obs", "target": "crm", "event": "prospect.saved", "status": "dead",
@@ -205,9 +207,9 @@ def test_metrics_show_outbox_depth_by_status(client, obs_settings, es, monkeypat
 def test_metrics_count_snapshot_cache_hits_and_misses(client):
     hits = metric(client, "recmatch_snapshot_lookups_total", result="hit")
     misses = metric(client, "recmatch_snapshot_lookups_total", result="miss")
-    observability.record_snapshot_lookup(cached=True)
-    observability.record_snapshot_lookup(cached=True)
-    observability.record_snapshot_lookup(cached=False)
+    metrics.record_snapshot_lookup(cached=True)
+    metrics.record_snapshot_lookup(cached=True)
+    metrics.record_snapshot_lookup(cached=False)
     assert metric(client, "recmatch_snapshot_lookups_total", result="hit") == hits + 2
     assert metric(client, "recmatch_snapshot_lookups_total", result="miss") == misses + 1
 
@@ -276,7 +278,7 @@ def test_two_workers_report_one_sum_and_log_json(obs_settings, tmp_path):
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     log_config = tmp_path / "log.json"
-    log_config.write_text(json.dumps(observability.uvicorn_log_config()))
+    log_config.write_text(json.dumps(logs.uvicorn_log_config()))
     port = _free_port()
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "RECMATCH_ES_URL": obs_settings.es_url,
            "RECMATCH_INDEX_PREFIX": obs_settings.index_prefix, "RECMATCH_DELIVERY_IN_API": "false"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import threading
 from collections import Counter
@@ -9,7 +10,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
-from recmatch.webhooks.delivery import verify
+from recmatch.webhooks.formats import plain_json
+from recmatch.webhooks.signing import verify
 
 Step = Literal["fail", "hang"]
 
@@ -33,8 +35,10 @@ class Received:
 class WebhookReceiver:
     """Answers 200 to every signed POST (401 when the signature is wrong), unless told to fail (500) or hang first."""
 
-    def __init__(self, *, hang_seconds: float = 5.0, delay_seconds: float = 0.0) -> None:
+    def __init__(self, *, hang_seconds: float = 5.0, delay_seconds: float = 0.0,
+                 webhook_format: str = "recmatch") -> None:
         self.secret = ""
+        self.webhook_format = webhook_format  # which format's headers and signature to read
         self.hang_seconds = hang_seconds
         self.delay_seconds = delay_seconds
         self.received: list[Received] = []
@@ -94,13 +98,22 @@ class WebhookReceiver:
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 step = receiver._next_step()
-                item = dict(
-                    path=self.path, delivery_id=self.headers.get("X-Recmatch-Delivery", ""),
-                    event=self.headers.get("X-Recmatch-Event", ""),
-                    attempt=int(self.headers.get("X-Recmatch-Attempt", "0")),
-                    signature_ok=verify(receiver.secret, raw, self.headers.get("X-Recmatch-Signature", "")),
-                    body=json.loads(raw),
-                )
+                if receiver.webhook_format == "plain-json":
+                    item = dict(
+                        path=self.path, delivery_id=self.headers.get("X-Webhook-Id", ""),
+                        event=self.headers.get("X-Webhook-Event", ""), attempt=0,
+                        signature_ok=hmac.compare_digest(plain_json.signature(receiver.secret, raw),
+                                                         self.headers.get("X-Webhook-Signature", "")),
+                        body=json.loads(raw),
+                    )
+                else:
+                    item = dict(
+                        path=self.path, delivery_id=self.headers.get("X-Recmatch-Delivery", ""),
+                        event=self.headers.get("X-Recmatch-Event", ""),
+                        attempt=int(self.headers.get("X-Recmatch-Attempt", "0")),
+                        signature_ok=verify(receiver.secret, raw, self.headers.get("X-Recmatch-Signature", "")),
+                        body=json.loads(raw),
+                    )
                 if step == "hang":
                     receiver._record(Received(**item, answered=None))
                     receiver._released.wait(receiver.hang_seconds)

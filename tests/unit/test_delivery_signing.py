@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from recmatch.webhooks.delivery import backoff_seconds, envelope, sign, verify
+from recmatch.webhooks.formats.recmatch import envelope
+from recmatch.webhooks.signing import backoff_seconds, sign, verify
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "webhooks.md"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from recmatch.text.normalize import display_skill, fold, normalize_skill, normalize_title, singular, title_tokens
+from recmatch.text.normalize import display_skill, fold, normalize_skill, normalize_title, singular
 
 ALTERNATE_TITLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "onet" / "Alternate Titles.txt"
 
@@ -128,8 +128,6 @@ def test_empty_and_punctuation_only_titles_normalise_to_empty() -> None:
     assert normalize_title(" !!! ") == ""
 
 
-def test_title_tokens_drop_stopwords() -> None:
-    assert title_tokens("Director of Sales and the Marketing") == ["director", "sales", "marketing"]
 
 
 def test_skills_keep_language_punctuation() -> None:

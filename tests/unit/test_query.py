@@ -12,16 +12,19 @@ import pytest
 from recmatch.core.models import PipelineIn
 from recmatch.ranking.query import (
     MAX_BOOST,
+    MAX_LEARNED_FACTORS,
+    MAX_LEARNED_PRODUCT,
     MIN_BOOST,
     RELAXATION_STEPS,
     LearnedBoosts,
+    LearnedFactor,
     applicable_steps,
     baseline_query,
     build_query,
     widened_radius_km,
     widest_radius_km,
 )
-from recmatch.ranking.reasons import describe_hit
+from recmatch.ranking.reasons import Wording
 from recmatch.ranking.understand import Understanding, understand
 from recmatch.text.taxonomy import Taxonomy
 
@@ -222,29 +225,35 @@ def test_country_location_filters_by_country_code():
 # -- learned boosts and exclusions ---------------------------------------------------------------------------------
 
 
+def _factor(name: str, field: str, value: object, weight: float) -> LearnedFactor:
+    return LearnedFactor(name=name, filter={"term": {field: value}}, weight=weight)
+
+
 def test_learned_boosts_become_filtered_weight_functions_that_multiply():
-    boosts = LearnedBoosts(
-        occupation_codes={WEB: 1.5}, skills={"K8s": 1.2}, companies={"Acme Pay": 1.3}, seniority={"senior": 1.1},
-        regions={"US-TX": 1.4, "GB": 1.2},
-    )
+    boosts = LearnedBoosts(factors=(
+        _factor(f"occupation_codes:{WEB}", "occupation_codes", WEB, 1.5),
+        _factor("skills:kubernetes", "skills", "kubernetes", 1.2),
+        LearnedFactor(name="years:8+", filter={"range": {"years_experience": {"gte": 8.0}}}, weight=2.5),
+    ))
     ranking = build_query(understanding=_understand(title="Backend Engineer"), boosts=boosts)["query"]["function_score"]
     assert (ranking["score_mode"], ranking["boost_mode"]) == ("multiply", "multiply")
+    assert ranking["max_boost"] == MAX_LEARNED_PRODUCT
     assert ranking["functions"] == [
         {"filter": {"term": {"occupation_codes": WEB}}, "weight": 1.5},
         {"filter": {"term": {"skills": "kubernetes"}}, "weight": 1.2},
-        {"filter": {"term": {"company.keyword": "Acme Pay"}}, "weight": 1.3},
-        {"filter": {"term": {"seniority": "senior"}}, "weight": 1.1},
-        {"filter": {"bool": {"filter": [{"term": {"location.country": "GB"}}]}}, "weight": 1.2},
-        {"filter": {"bool": {"filter": [{"term": {"location.country": "US"}}, {"term": {"location.region": "TX"}}]}},
-         "weight": 1.4},
+        {"filter": {"range": {"years_experience": {"gte": 8.0}}}, "weight": 2.5},
     ]
 
 
 def test_a_negative_signal_multiplies_by_a_factor_below_one_and_nothing_goes_negative():
-    boosts = LearnedBoosts(companies={"Globex": 0.6}, seniority={"junior": -3.0}, skills={"python": 9.0})
+    boosts = LearnedBoosts(factors=(
+        _factor("companies:globex", "company.keyword", "globex", 0.6),
+        _factor("seniority:junior", "seniority", "junior", -3.0),
+        _factor("skills:python", "skills", "python", 9.0),
+    ))
     body = build_query(understanding=_understand(**BACKEND_AUSTIN), boosts=boosts)
     functions = body["query"]["function_score"]["functions"]
-    assert {"filter": {"term": {"company.keyword": "Globex"}}, "weight": 0.6} in functions
+    assert {"filter": {"term": {"company.keyword": "globex"}}, "weight": 0.6} in functions
     assert {"filter": {"term": {"seniority": "junior"}}, "weight": MIN_BOOST} in functions  # clamped
     assert {"filter": {"term": {"skills": "python"}}, "weight": MAX_BOOST} in functions  # clamped
     weights = [value for key, value in _walk(body) if key == "weight"]
@@ -253,14 +262,19 @@ def test_a_negative_signal_multiplies_by_a_factor_below_one_and_nothing_goes_neg
     assert boosts_in_body and all(boost >= 0 for boost in boosts_in_body)
 
 
-def test_neutral_learned_boosts_add_no_function():
-    boosts = LearnedBoosts(skills={"python": 1.0}, regions={"": 1.5})
-    body = build_query(understanding=_understand(title="Backend Engineer"), boosts=boosts)
+def test_neutral_learned_boosts_add_no_function_and_the_body_stays_bounded():
+    neutral = LearnedBoosts(factors=(_factor("skills:python", "skills", "python", 1.0),
+                                     LearnedFactor(name="x", filter={}, weight=2.0)))
+    body = build_query(understanding=_understand(title="Backend Engineer"), boosts=neutral)
     assert body["query"]["function_score"]["functions"] == []
+    many = LearnedBoosts(factors=tuple(_factor(f"skills:s{n}", "skills", f"s{n}", 2.0) for n in range(100)))
+    body = build_query(understanding=_understand(title="Backend Engineer"), boosts=many)
+    assert len(body["query"]["function_score"]["functions"]) == MAX_LEARNED_FACTORS
 
 
 def test_learned_boosts_round_trip_through_a_dict():
-    boosts = LearnedBoosts(occupation_codes={WEB: 1.5}, companies={"Globex": 0.6})
+    boosts = LearnedBoosts(factors=(_factor(f"occupation_codes:{WEB}", "occupation_codes", WEB, 1.5),
+                                    _factor("companies:globex", "company.keyword", "globex", 0.6)))
     assert LearnedBoosts.from_dict(json.loads(json.dumps(boosts.to_dict()))) == boosts
 
 
@@ -387,7 +401,7 @@ def test_unknown_relaxation_step_is_refused():
 
 def test_inputs_are_not_mutated_and_each_body_is_fresh():
     understanding = _understand(**BACKEND_AUSTIN, remote_ok=True)
-    boosts = LearnedBoosts(companies={"Globex": 0.6}, regions={"US-TX": 1.2})
+    boosts = LearnedBoosts(factors=(_factor("companies:globex", "company.keyword", "globex", 0.6),))
     exclude = ["c-9", "c-1"]
     relax = ["wider_radius", "fewer_skills"]
     before = (understanding.to_dict(), boosts.to_dict(), list(exclude), list(relax))
@@ -445,7 +459,7 @@ def test_hit_reasons_name_title_occupation_skills_and_distance():
         title="Senior Backend Engineer",
         location={"name": "Round Rock, TX", "geo": {"lat": 30.5083, "lon": -97.6789}},
     )
-    explanation = describe_hit(understanding=understanding, hit=hit)
+    explanation = Wording(understanding).describe(hit)
     assert explanation.reasons == (
         "title: Senior Backend Engineer ~ Software Developers",
         "skills: Python, Kubernetes",
@@ -460,7 +474,7 @@ def test_hit_reasons_name_a_related_title_and_remote():
     understanding = _understand(**BACKEND_AUSTIN, remote_ok=True)
     hit = _hit({f"title.related:{WEB}": 5.0, "remote": 0.0}, title="Web Developer", open_to_remote=True,
                location={"geo": [-0.1276, 51.5072]})
-    explanation = describe_hit(understanding=understanding, hit=hit)
+    explanation = Wording(understanding).describe(hit)
     assert explanation.reasons[0] == "related title: Web Developers"
     assert explanation.reasons[-1] == "open to remote"
     assert explanation.distance_km is not None and explanation.distance_km > 7000
@@ -468,7 +482,7 @@ def test_hit_reasons_name_a_related_title_and_remote():
 
 def test_hit_without_coordinates_has_no_distance():
     understanding = _understand(title="Backend Engineer", locations=["Germany"])
-    explanation = describe_hit(understanding=understanding, hit=_hit(["title.exact", "location:0"],
+    explanation = Wording(understanding).describe(_hit(["title.exact", "location:0"],
                                                                       title="Backend Engineer"))
     assert explanation.reasons == ("title: Backend Engineer", "in Germany")
     assert explanation.distance_km is None and explanation.matched_skills == ()
@@ -478,23 +492,23 @@ def test_hit_inside_a_region_is_in_it_rather_than_far_from_its_centre():
     understanding = _understand(title="Backend Engineer", locations=["Austin, TX", "Texas"])
     hit = _hit(["title.exact", "location:1"], title="Backend Engineer",
                location={"geo": {"lat": 29.7604, "lon": -95.3698}})  # Houston
-    explanation = describe_hit(understanding=understanding, hit=hit)
+    explanation = Wording(understanding).describe(hit)
     assert explanation.reasons == ("title: Backend Engineer", "in Texas")
     assert explanation.nearest_location == "Texas"
 
 
 def test_hit_with_nothing_matched_has_no_reasons():
-    explanation = describe_hit(understanding=_understand(title="Backend Engineer"), hit={"_source": {}})
+    explanation = Wording(_understand(title="Backend Engineer")).describe({"_source": {}})
     assert explanation.reasons == () and explanation.distance_km is None
 
 
 def test_a_candidate_outside_the_radius_is_marked_as_there_by_relaxation():
     understanding = _understand(**BACKEND_AUSTIN)
-    inside = describe_hit(understanding=understanding, hit=_hit(
+    inside = Wording(understanding).describe(_hit(
         [f"title.occupation:{SOFTWARE}", "skill:python", "location:0"], title="Backend Engineer",
         location={"geo": {"lat": 30.5083, "lon": -97.6789}}))  # Round Rock, 28 km
     assert inside.relaxed == ()
-    outside = describe_hit(understanding=understanding, hit=_hit(
+    outside = Wording(understanding).describe(_hit(
         [f"title.occupation:{SOFTWARE}", "skill:python", "location:0"], title="Backend Engineer",
         location={"geo": {"lat": 29.4241, "lon": -98.4936}}))  # San Antonio, 120 km
     assert outside.relaxed == ("outside_radius",)
@@ -503,22 +517,22 @@ def test_a_candidate_outside_the_radius_is_marked_as_there_by_relaxation():
 def test_remote_counts_as_within_reach_only_when_the_pipeline_accepts_remote():
     far_remote = _hit([f"title.occupation:{SOFTWARE}", "skill:go", "remote"], title="Backend Engineer",
                       open_to_remote=True, location={"geo": [-0.1276, 51.5072]})
-    assert describe_hit(understanding=_understand(**BACKEND_AUSTIN, remote_ok=True), hit=far_remote).relaxed == ()
-    assert describe_hit(understanding=_understand(**BACKEND_AUSTIN), hit=far_remote).relaxed == ("outside_radius",)
+    assert Wording(_understand(**BACKEND_AUSTIN, remote_ok=True)).describe(far_remote).relaxed == ()
+    assert Wording(_understand(**BACKEND_AUSTIN)).describe(far_remote).relaxed == ("outside_radius",)
 
 
 def test_related_titles_title_words_and_fewer_skills_are_marked():
     understanding = _understand(**BACKEND_AUSTIN)
     austin = {"geo": {"lat": 30.2672, "lon": -97.7431}}
-    related = describe_hit(understanding=understanding, hit=_hit(
+    related = Wording(understanding).describe(_hit(
         [f"title.related:{WEB}", "skill:go"], title="Web Developer", location=austin))
     assert related.relaxed == ("related_title",)
-    words = describe_hit(understanding=understanding, hit=_hit(["title.some_words"], title="Sound Engineer",
+    words = Wording(understanding).describe(_hit(["title.some_words"], title="Sound Engineer",
                                                                location=austin))
     assert words.relaxed == ("title_words", "fewer_skills")
 
 
 def test_nothing_is_marked_for_a_weak_title_which_never_filtered_on_its_words():
     understanding = _understand(title="Zzyzx Wrangler", skills=["Python"])
-    explanation = describe_hit(understanding=understanding, hit=_hit(["skill:python"], title="Cook"))
+    explanation = Wording(understanding).describe(_hit(["skill:python"], title="Cook"))
     assert explanation.relaxed == ()

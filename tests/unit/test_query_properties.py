@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from recmatch.core.models import PipelineIn
-from recmatch.ranking.query import MAX_BOOST, MIN_BOOST, RELAXATION_STEPS, LearnedBoosts, build_query
+from recmatch.ranking.learning import FEATURE_KINDS, Example, LearningState, learned_boosts
+from recmatch.ranking.query import MAX_BOOST, MIN_BOOST, RELAXATION_STEPS, LearnedBoosts, LearnedFactor, build_query
 from recmatch.ranking.understand import Understanding, understand
 from recmatch.text.taxonomy import get_taxonomy
 from tests.unit.test_query import _walk
@@ -88,14 +89,13 @@ def _stored_text(max_len: int) -> st.SearchStrategy[str]:
 
 
 _weights = st.floats(allow_nan=True, allow_infinity=True, width=64)
-boosts = st.builds(
-    LearnedBoosts,
-    occupation_codes=st.dictionaries(_stored_text(20), _weights, max_size=8),
-    skills=st.dictionaries(_stored_text(200), _weights, max_size=8),
-    companies=st.dictionaries(_stored_text(200), _weights, max_size=8),
-    seniority=st.dictionaries(_stored_text(20), _weights, max_size=4),
-    regions=st.dictionaries(_stored_text(10), _weights, max_size=4),
+_factors = st.builds(
+    lambda field, value, weight: LearnedFactor(name=f"{field}:{value}", filter={"term": {field: value}},
+                                               weight=weight),
+    st.sampled_from(("occupation_codes", "skills", "company.keyword", "seniority", "title_norm")),
+    _stored_text(200), _weights,
 )
+boosts = st.builds(LearnedBoosts, factors=st.lists(_factors, max_size=40).map(tuple))
 relaxations = st.lists(st.sampled_from(RELAXATION_STEPS), unique=True).map(tuple)
 
 
@@ -119,8 +119,18 @@ def _reference_keys() -> frozenset[str]:
     rich = understand(pipeline=PipelineIn(
         title="Senior Software Engineer", locations=["Austin, TX", "Germany", "Remote", "Boston, MA"],
         skills=["Python", "Kubernetes", "SQL", "Go", "Java"], remote_ok=True, radius_km=40), taxonomy=TAXONOMY)
-    learned = LearnedBoosts(occupation_codes={"15-1252.00": 1.5}, skills={"python": 1.4}, companies={"acme": 0.6},
-                            seniority={"senior": 1.2}, regions={"US-TX": 1.3, "DE": 0.7})
+    examples = [Example(candidate_id=f"c-{n}", signal="save", occupation_codes=("15-1252.00",),
+                        skills=("python", "kubernetes"), title_norm="senior software engineer", company="Acme",
+                        seniority="senior", years=12.0, geo=(30.3, -97.7), open_to_work=True, open_to_remote=True)
+                for n in range(4)]
+    examples += [Example(candidate_id=f"d-{n}", signal="dismiss", reason="other", occupation_codes=("41-4012.00",),
+                         skills=("excel",), title_norm="sales agent", company="Globex", seniority="junior", years=1.0,
+                         geo=(52.5, 13.4)) for n in range(4)]
+    learned = learned_boosts(LearningState(examples=tuple(examples)), understanding=rich)
+    assert learned is not None
+    every_kind = tuple(LearnedFactor(name=f"{kind.name}:{key}", filter=kind.clause(key, rich) or {}, weight=1.5)
+                       for kind in FEATURE_KINDS.values() for key in kind.keys(examples[0], rich)[:1])
+    learned = LearnedBoosts(factors=learned.factors + every_kind)
     keys: set[str] = set()
     for relax in ((), RELAXATION_STEPS):
         body = build_query(understanding=rich, boosts=learned, exclude_ids=["c-1"], relax=relax)
@@ -180,7 +190,9 @@ def _drop_exclusions(node: Any) -> Any:
 @example(fields={"title": "Software Engineer", "skills": [f"skill {n} " + "*" * 180 for n in range(50)],
                  "locations": ["Austin, TX", "Germany", "Remote", "Boston, MA", "London", "Paris", "Tokyo", "Lagos",
                                "Sydney", "Toronto"], "remote_ok": True, "radius_km": 500},
-         learned=LearnedBoosts(skills={f"s{n}": 2.0 for n in range(8)}), relax=RELAXATION_STEPS)
+         learned=LearnedBoosts(factors=tuple(LearnedFactor(name=f"skills:s{n}", filter={"term": {"skills": f"s{n}"}},
+                                                         weight=2.0) for n in range(8))),
+         relax=RELAXATION_STEPS)
 def test_any_pipeline_gives_a_valid_bounded_body(fields: dict[str, Any], learned: LearnedBoosts | None,
                                                  relax: tuple[str, ...]) -> None:
     pipeline = _accepted(fields)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -15,10 +16,11 @@ from typing import Any, TypeVar
 import elastic_transport
 import elasticsearch
 from elasticsearch import AsyncElasticsearch, Elasticsearch
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from recmatch.core.config import Settings
 from recmatch.core.errors import IncompatibleServer, NotFound, RecmatchError, SearchUnavailable
+
+log = logging.getLogger("recmatch.es")
 
 ClientT = TypeVar("ClientT", Elasticsearch, AsyncElasticsearch)
 T = TypeVar("T")
@@ -28,13 +30,20 @@ CLIENT_MAJOR = int(elasticsearch.__versionstr__.split(".")[0])
 # Per-request retries live in the official transport: it retries connection errors, timeouts and these
 # statuses with jittered exponential backoff (retry_backoff_base/cap). Longer waits (a node starting,
 # bulk items pushed back with 429) use tenacity where they happen.
+# With several hosts in RECMATCH_ES_URL the transport's node pool sends requests round robin; a node that fails
+# to connect is marked dead (and tried again after a growing timeout) and the retry goes to the next node.
+# No sniffing: the hosts named are the hosts used (a managed cluster's load balancer, or loopback nodes).
 RETRY_ON_STATUS = (429, 502, 503, 504)
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments shared by the sync and async clients."""
     options: dict[str, Any] = {
-        "hosts": [settings.es_url],
+        "hosts": settings.es_hosts,
+        "node_selector_class": "round_robin",
+        "randomize_nodes_in_pool": True,  # many API processes do not all start on the same node
+        "sniff_on_start": False,
+        "sniff_on_node_failure": False,
         "request_timeout": settings.es_request_timeout,
         "max_retries": settings.es_max_retries,
         "retry_on_status": RETRY_ON_STATUS,
@@ -55,14 +64,16 @@ def client_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def make_client(settings: Settings) -> Elasticsearch:
-    """A synchronous client (CLI, scripts, reindex)."""
-    return Elasticsearch(**client_options(settings))
+def make_client(settings: Settings, *, client_class: type[Elasticsearch] = Elasticsearch) -> Elasticsearch:
+    """A synchronous client (CLI, scripts, reindex); the API passes an instrumented CLIENT_CLASS (ops.metrics)."""
+    return client_class(**client_options(settings))
 
 
-def make_async_client(settings: Settings) -> AsyncElasticsearch:
-    """An asynchronous client (the API)."""
-    return AsyncElasticsearch(**client_options(settings))
+def make_async_client(
+    settings: Settings, *, client_class: type[AsyncElasticsearch] = AsyncElasticsearch
+) -> AsyncElasticsearch:
+    """An asynchronous client (the API); the API passes an instrumented CLIENT_CLASS (ops.metrics)."""
+    return client_class(**client_options(settings))
 
 
 def run_with_async_client(settings: Settings, work: Callable[[AsyncElasticsearch, IndexNames], Awaitable[T]]) -> T:
@@ -91,13 +102,19 @@ def map_es_errors(what: str = "Elasticsearch call") -> Iterator[None]:
     except elasticsearch.NotFoundError as exc:
         raise NotFound(f"{what}: {_reason(exc)}") from exc
     except elasticsearch.ApiError as exc:
+        if exc.error == "cluster_block_exception":  # e.g. a write block, or disk flood stage: lifted by an operator
+            raise SearchUnavailable(f"{what}: the index does not accept writes now", retry_after=30) from exc
         if exc.meta.status in RETRY_ON_STATUS:
             raise SearchUnavailable(f"{what}: Elasticsearch is overloaded ({exc.meta.status})", retry_after=5) from exc
         raise RecmatchError(f"{what} failed: {_reason(exc)}") from exc
     except (elastic_transport.ConnectionError, elastic_transport.ConnectionTimeout) as exc:
-        raise SearchUnavailable(f"{what}: Elasticsearch is unreachable ({exc.message})", retry_after=5) from exc
+        # The transport's message names the node's host and port: log it, never tell it to a caller.
+        log.warning("%s: Elasticsearch is unreachable: %s", what, exc.message)
+        kind = "timed out" if isinstance(exc, elastic_transport.ConnectionTimeout) else "is unreachable"
+        raise SearchUnavailable(f"{what}: Elasticsearch {kind}", retry_after=5) from exc
     except elastic_transport.TransportError as exc:
-        raise SearchUnavailable(f"{what}: {exc.message}", retry_after=5) from exc
+        log.warning("%s: Elasticsearch transport error: %s", what, exc.message)
+        raise SearchUnavailable(f"{what}: Elasticsearch is unavailable", retry_after=5) from exc
 
 
 _IGNORING: weakref.WeakKeyDictionary[Any, dict[tuple[int, ...], Any]] = weakref.WeakKeyDictionary()
@@ -145,27 +162,6 @@ def check_server_version(es: Elasticsearch) -> str:
     return version
 
 
-def wait_for_cluster(es: Elasticsearch, *, timeout: float = 60.0) -> str:
-    """Wait until the cluster answers with at least yellow health; returns the health status."""
-
-    @retry(
-        retry=retry_if_exception_type(SearchUnavailable),
-        wait=wait_exponential(multiplier=0.25, max=3),
-        stop=stop_after_delay(timeout),
-        reraise=True,
-    )
-    def _health() -> str:
-        with map_es_errors("waiting for cluster health"):
-            health = es.options(max_retries=0, request_timeout=10).cluster.health(
-                wait_for_status="yellow", timeout="5s"
-            )
-        if health.get("timed_out"):
-            raise SearchUnavailable(f"cluster health is {health['status']}", retry_after=5)
-        return str(health["status"])
-
-    return _health()
-
-
 @dataclass(frozen=True)
 class IndexNames:
     """Every index and alias name, under one prefix."""
@@ -184,17 +180,65 @@ class IndexNames:
     def candidates_version(self, stamp: str) -> str:
         return f"{self.prefix}-candidates-v{stamp}"
 
+    # The plain indices, each written and read by one owning module only (docs/architecture.md).
+
     @property
     def erasures(self) -> str:
-        """Candidate ids erased by an admin; every reindex applies them."""
+        """Candidate ids erased by an admin; every reindex applies them (owner: indexing)."""
         return self.index("erasures")
 
     @property
     def locks(self) -> str:
+        """Cluster-wide locks, e.g. one reindex at a time (owner: indexing.locks)."""
         return self.index("locks")
 
+    @property
+    def pipelines(self) -> str:
+        """Pipelines synced from the CRM, with what was understood and learned (owner: pipelines)."""
+        return self.index("pipelines")
+
+    @property
+    def snapshots(self) -> str:
+        """The ranked list of a pipeline version on a day (owner: snapshots.store)."""
+        return self.index("snapshots")
+
+    @property
+    def actions(self) -> str:
+        """What was done to a candidate for a pipeline: its status (owner: actions)."""
+        return self.index("actions")
+
+    @property
+    def events(self) -> str:
+        """Append-only hiring signals, read by Kibana (owner: actions)."""
+        return self.index("events")
+
+    @property
+    def usage(self) -> str:
+        """Monthly counts of limited actions per seat (owner: actions.quotas)."""
+        return self.index("usage")
+
+    @property
+    def idempotency(self) -> str:
+        """Stored answers to requests sent with an Idempotency-Key (owner: actions.idempotency)."""
+        return self.index("idempotency")
+
+    @property
+    def outbox(self) -> str:
+        """Webhook deliveries with their status and tries (owner: webhooks.outbox)."""
+        return self.index("outbox")
+
+    @property
+    def crm_holdings(self) -> str:
+        """Candidates a tenant's CRM already holds, by member id or profile URL (owner: accounts.holdings)."""
+        return self.index("crm_holdings")
+
+    @property
+    def accounts(self) -> str:
+        """Tenants, seats (API key hashes) and the server's signing secret (owner: accounts)."""
+        return self.index("accounts")
+
     def index(self, name: str) -> str:
-        """A plain (non-aliased) index of this deployment: pipelines, events, snapshots, outbox, accounts."""
+        """The name of a plain (non-aliased) index of this deployment, as index_mappings/<name>.json defines it."""
         return f"{self.prefix}-{name}"
 
 
@@ -233,6 +277,7 @@ def mapping_names() -> list[str]:
 # Every index that is not the candidates alias: created from its mapping when missing.
 PLAIN_INDICES = (
     "accounts", "pipelines", "events", "snapshots", "outbox", "erasures", "locks", "actions", "idempotency", "usage",
+    "crm_holdings",
 )
 
 
@@ -261,3 +306,16 @@ def ensure_indices(es: Elasticsearch, names: IndexNames, *mappings: str) -> None
                     f"{index} has fields that index_mappings/{mapping}.json types differently ({_reason(exc)}); "
                     "it was probably created before recmatch set it up: move its data elsewhere and delete it"
                 ) from exc
+
+
+async def delete_matching(es: AsyncElasticsearch, *, index: str, query: dict[str, Any]) -> int:
+    """Delete every document QUERY matches, by id in bulk (core has no _delete_by_query); returns how many."""
+    from elasticsearch.helpers import async_bulk, async_scan
+
+    async def actions() -> Any:
+        async for hit in async_scan(es, index=index, query={"query": query}, _source=False, size=1000):
+            yield {"_op_type": "delete", "_index": hit["_index"], "_id": hit["_id"]}
+
+    with map_es_errors(f"deleting from {index}"):
+        deleted, _ = await async_bulk(es, actions(), chunk_size=1000, raise_on_error=False, refresh=True)
+    return int(deleted)

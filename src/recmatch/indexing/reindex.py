@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
 from recmatch.core.config import Settings
-from recmatch.core.errors import InvalidInput, NotFound, ReindexFailed
+from recmatch.core.errors import Conflict, InvalidInput, NotFound, ReindexFailed
 from recmatch.core.es import IndexNames, ensure_indices, load_mapping, map_es_errors
 from recmatch.core.models import CandidateIn
 from recmatch.indexing.documents import candidate_document
@@ -27,6 +28,8 @@ from recmatch.indexing.locks import Lock, cluster_lock
 from recmatch.text.taxonomy import Taxonomy, get_taxonomy
 
 Progress = Callable[[int, int], None]  # (source bytes read, documents indexed)
+
+log = logging.getLogger("recmatch.indexing")
 
 # Live writes whose clocks run a little behind ours are still replayed into a new index.
 CLOCK_MARGIN = timedelta(seconds=60)
@@ -198,6 +201,7 @@ def _load(
 
     chunk = _Chunk()
     read = 0
+    shard_wait = f"{settings.reindex_shard_wait_s:g}s"
     with ThreadPoolExecutor(max_workers=settings.reindex_threads, thread_name_prefix="bulk") as pool:
         try:
             for number, raw, read in read_source(report.source):
@@ -215,13 +219,13 @@ def _load(
                 chunk.body += b'%s,"_id":%s}}\n%s\n' % (action, orjson.dumps(candidate.candidate_id), document)
                 chunk.lines.append(number)
                 if len(chunk.lines) >= settings.reindex_chunk_docs or len(chunk.body) >= settings.reindex_chunk_bytes:
-                    in_flight.append(pool.submit(_send_chunk, es, chunk))
+                    in_flight.append(pool.submit(_send_chunk, es, chunk, shard_wait))
                     chunk = _Chunk()
                     # Enough queued that a thread never waits for the next chunk; no more, so memory stays flat.
                     collect(keep=2 * settings.reindex_threads)
                     on_progress(read, report.created)
             if chunk.lines:
-                in_flight.append(pool.submit(_send_chunk, es, chunk))
+                in_flight.append(pool.submit(_send_chunk, es, chunk, shard_wait))
             collect(keep=0)
             on_progress(read, report.created)
         finally:
@@ -237,7 +241,7 @@ class _ChunkResult:
     refused: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _send_chunk(es: Elasticsearch, chunk: _Chunk) -> _ChunkResult:
+def _send_chunk(es: Elasticsearch, chunk: _Chunk, shard_wait: str = "1m") -> _ChunkResult:
     """Send one bulk request; retry the items pushed back with 429; report what each item became."""
     result = _ChunkResult()
     body, positions = bytes(chunk.body), list(range(len(chunk.lines)))
@@ -245,7 +249,7 @@ def _send_chunk(es: Elasticsearch, chunk: _Chunk) -> _ChunkResult:
     def attempt() -> list[int]:
         nonlocal body, positions
         with map_es_errors("bulk write"):
-            response = es.bulk(operations=body, filter_path=BULK_FILTER)
+            response = es.bulk(operations=body, filter_path=BULK_FILTER, timeout=shard_wait)
         retry = []
         for position, item in zip(positions, response["items"], strict=True):
             outcome = item["index"]
@@ -256,6 +260,11 @@ def _send_chunk(es: Elasticsearch, chunk: _Chunk) -> _ChunkResult:
                 result.updated += 1  # the same candidate_id earlier in the file: the later line wins
             elif status == 429:
                 retry.append(position)
+            elif status >= 500:
+                # The cluster failed, not the line (a shard lost with its node): stop, never count it a reject.
+                error = outcome.get("error", {})
+                raise ReindexFailed(f"Elasticsearch could not write line {chunk.lines[position]} ({status} "
+                                    f"{error.get('type')}: {error.get('reason')}); the alias was not touched")
             else:
                 error = outcome.get("error", {})
                 result.refused.append((chunk.lines[position], f"{error.get('type')}: {error.get('reason')}"))
@@ -327,7 +336,17 @@ def _finish_index(es: Elasticsearch, *, settings: Settings, index: str) -> None:
         },
     )
     es.indices.refresh(index=index)
-    es.cluster.health(index=index, wait_for_status="yellow", timeout="60s")
+    if settings.candidates_replicas == 0:
+        es.cluster.health(index=index, wait_for_status="yellow", timeout="60s")
+        return
+    # The alias moves only once every replica is built: a node lost right after the swap then costs no data.
+    health = es.options(request_timeout=330).cluster.health(index=index, wait_for_status="green", timeout="300s")
+    if health.get("timed_out"):
+        raise ReindexFailed(
+            f"the replicas of {index} were not all allocated within 300 s (health {health['status']}, "
+            f"{settings.candidates_replicas} replicas on {health['number_of_data_nodes']} data nodes); "
+            "the alias was not touched. Lower RECMATCH_CANDIDATES_REPLICAS or add nodes."
+        )
 
 
 def _swap_alias(es: Elasticsearch, *, names: IndexNames, index: str) -> str | None:
@@ -420,16 +439,28 @@ def ensure_candidates_alias(es: Elasticsearch, settings: Settings) -> str:
         return index
 
 
+class CandidateErased(Conflict):
+    """The candidate was erased; re-adding them needs an operator to lift the erasure on purpose."""
+
+
 def upsert_candidate(
-    *, es: Elasticsearch, settings: Settings, candidate: CandidateIn, taxonomy: Taxonomy | None = None
+    *, es: Elasticsearch, settings: Settings, candidate: CandidateIn, taxonomy: Taxonomy | None = None,
+    lift_erasure_by: str | None = None,
 ) -> dict[str, Any]:
-    """Write one candidate to the live index now; a running reindex replays it before and after its swap."""
+    """Write one candidate to the live index now; a running reindex replays it before and after its swap.
+
+    An erased candidate stays erased: only LIFT_ERASURE_BY (an operator, on purpose) re-adds them, and it is logged."""
     names = IndexNames(settings.index_prefix)
     ensure_candidates_alias(es, settings)
     with map_es_errors("upserting a candidate"):
         erased = es.options(ignore_status=404).get(index=names.erasures, id=candidate.candidate_id)
         if erased.get("found"):
-            # An admin re-adding an erased candidate on purpose lifts the erasure.
+            if lift_erasure_by is None:
+                raise CandidateErased(
+                    f"candidate {candidate.candidate_id!r} was erased on {erased['_source']['erased_at'][:10]}; "
+                    "an upsert does not undo an erasure (an operator can lift it with ?lift_erasure=true)")
+            log.warning("operator %s lifted the erasure of candidate %s (erased %s by %s)", lift_erasure_by,
+                        candidate.candidate_id, erased["_source"].get("erased_at"), erased["_source"].get("erased_by"))
             es.delete(index=names.erasures, id=candidate.candidate_id, refresh=True)
         document = candidate_document(
             candidate, taxonomy=taxonomy or get_taxonomy(), indexed_at=datetime.now(UTC), live=True

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from recmatch.core.config import get_settings
 from recmatch.core.errors import RecmatchError
+from recmatch.webhooks.formats import DEFAULT_FORMAT, format_names
 
 app = typer.Typer(help="recmatch: Recommended Matches for recruiting CRMs.", no_args_is_help=True)
 es_app = typer.Typer(help="The local Elasticsearch node (for machines without Docker).", no_args_is_help=True)
@@ -47,29 +48,35 @@ def _run(action: Callable[[], T]) -> T:
 
 
 @es_app.command("up")
-def es_up(timeout: Annotated[float, typer.Option(help="seconds to wait for health")] = 180.0) -> None:
-    """Fetch (once) and start a local single-node Elasticsearch on 127.0.0.1; reuse it when running."""
-    from recmatch.ops.localnode import LocalNode
+def es_up(
+    nodes: Annotated[int | None, typer.Option(min=1, max=9, help="nodes of one local cluster (default: "
+                                              "RECMATCH_LOCAL_ES_NODES, 1)")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for health")] = 180.0,
+) -> None:
+    """Fetch (once) and start a local Elasticsearch on 127.0.0.1: one node, or N nodes of one cluster on
+    consecutive ports; reuse what runs."""
+    from recmatch.ops.localnode import LocalCluster
 
-    node = LocalNode(get_settings())
-    status = _run(lambda: node.up(say=console.print, timeout=timeout))
+    settings = get_settings()
+    cluster = LocalCluster(settings, nodes or settings.local_es_nodes)
+    status = _run(lambda: cluster.up(say=console.print, timeout=timeout))
     console.print(status.describe(), highlight=False)
 
 
 @es_app.command("down")
 def es_down() -> None:
-    """Stop the local node."""
-    from recmatch.ops.localnode import LocalNode
+    """Stop the local node, or every node of the local cluster."""
+    from recmatch.ops.localnode import LocalCluster
 
-    _run(lambda: LocalNode(get_settings()).down(say=console.print))
+    _run(lambda: LocalCluster(get_settings()).down(say=console.print))
 
 
 @es_app.command("status")
 def es_status() -> None:
-    """Say whether the local node runs, and where its logs are; exit 1 when it does not."""
-    from recmatch.ops.localnode import LocalNode
+    """Say whether the local node(s) run, and where the logs are; exit 1 when any does not."""
+    from recmatch.ops.localnode import LocalCluster
 
-    status = LocalNode(get_settings()).status()
+    status = LocalCluster(get_settings()).status()
     typer.echo(status.describe())
     raise typer.Exit(0 if status.running else 1)
 
@@ -184,13 +191,16 @@ seats_app = typer.Typer(help="Seats (one per CRM user) and their API keys.", no_
 taxonomy_app = typer.Typer(help="The title and skill taxonomy.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(seats_app, name="seats")
+operators_app = typer.Typer(help="Operators: who may write the candidate pool every tenant shares.",
+                            no_args_is_help=True)
+app.add_typer(operators_app, name="operators")
 app.add_typer(taxonomy_app, name="taxonomy")
 
 
 def _with_async_es(work: Callable[..., Any]) -> Any:
     """Run an async service function with a fresh async client and the cluster's indices in place."""
-    from recmatch.api.app import prepare_cluster
     from recmatch.core.es import run_with_async_client
+    from recmatch.ops.cluster import prepare_cluster
 
     settings = get_settings()
 
@@ -199,6 +209,12 @@ def _with_async_es(work: Callable[..., Any]) -> Any:
         return run_with_async_client(settings, work)
 
     return _run(run)
+
+
+def _known_format(name: str) -> str:
+    if name not in format_names():
+        raise typer.BadParameter(f"{name!r} is not a webhook format; choose one of {', '.join(format_names())}")
+    return name
 
 
 @tenants_app.command("create")
@@ -211,6 +227,8 @@ def tenants_create(
     crm_origin: Annotated[list[str] | None, typer.Option(help="an origin allowed to frame the widget (repeat)")] = None,
     integration_enabled: Annotated[bool, typer.Option(help="the CRM integration is on")] = True,
     crm_supports_matches: Annotated[bool, typer.Option(help="the CRM supports Recommended Matches")] = True,
+    webhook_format: Annotated[str, typer.Option(callback=_known_format,
+                                                help="how webhooks are shaped (webhooks/formats)")] = DEFAULT_FORMAT,
 ) -> None:
     """Create a tenant and print its id and webhook signing secret (shown once)."""
     from recmatch.accounts import service as accounts
@@ -219,9 +237,51 @@ def tenants_create(
         es=es, names=names, name=name, crm_provider=crm, tenant_id=tenant_id, webhook_url=webhook_url,
         messaging_webhook_url=messaging_webhook_url, crm_origins=crm_origin or [],
         integration_enabled=integration_enabled, crm_supports_matches=crm_supports_matches,
+        webhook_format=webhook_format,
     ))
     typer.echo(f"tenant_id: {tenant.tenant_id}")
     typer.echo(f"webhook_secret: {tenant.webhook_secret.get_secret_value()}")
+
+
+@tenants_app.command("update")
+def tenants_update(
+    tenant_id: Annotated[str, typer.Option(help="the tenant to change")],
+    webhook_url: Annotated[str | None, typer.Option(help="where CRM events are delivered ('' clears)")] = None,
+    messaging_webhook_url: Annotated[str | None, typer.Option(help="where InMails are delivered ('' clears)")] = None,
+    crm_origin: Annotated[list[str] | None, typer.Option(
+        help="an exact origin allowed to frame the widget, scheme://host[:port] (repeat; replaces the list)")] = None,
+    clear_crm_origins: Annotated[bool, typer.Option("--clear-crm-origins", help="no origin may frame it")] = False,
+    integration_enabled: Annotated[bool | None, typer.Option(help="turn the CRM integration on or off")] = None,
+    crm_supports_matches: Annotated[bool | None, typer.Option(help="the CRM supports Recommended Matches")] = None,
+) -> None:
+    """Change a tenant's webhook URLs, CRM origins or flags (checked like at creation); prints what it is now."""
+    from recmatch.accounts import service as accounts
+
+    changes: dict[str, Any] = {"webhook_url": webhook_url, "messaging_webhook_url": messaging_webhook_url,
+                               "integration_enabled": integration_enabled,
+                               "crm_supports_matches": crm_supports_matches}
+    changes = {field: value for field, value in changes.items() if value is not None}
+    if crm_origin or clear_crm_origins:
+        changes["crm_origins"] = [] if clear_crm_origins else crm_origin
+    if not changes:
+        raise typer.BadParameter("nothing to change: give at least one option")
+    tenant = _with_async_es(lambda es, names: accounts.update_tenant(es=es, names=names, tenant_id=tenant_id,
+                                                                     **changes))
+    typer.echo(f"tenant_id: {tenant.tenant_id}")
+    typer.echo(f"webhook_url: {tenant.webhook_url or ''}")
+    typer.echo(f"messaging_webhook_url: {tenant.messaging_webhook_url or ''}")
+    typer.echo(f"crm_origins: {' '.join(tenant.crm_origins)}")
+    typer.echo(f"integration_enabled: {tenant.integration_enabled}")
+
+
+@operators_app.command("create")
+def operators_create(email: Annotated[str, typer.Option(help="the operator's email")]) -> None:
+    """Create an operator (may write and erase the shared candidate pool) and print its key once."""
+    from recmatch.accounts import operators
+
+    operator, api_key = _with_async_es(lambda es, names: operators.create_operator(es=es, names=names, email=email))
+    typer.echo(f"operator_id: {operator.operator_id}")
+    typer.echo(f"operator_key: {api_key}")
 
 
 @seats_app.command("create")
@@ -270,11 +330,11 @@ def serve(
     """Run the API (uvicorn)."""
     import uvicorn
 
-    from recmatch.ops import observability
+    from recmatch.ops import logs, metrics
 
-    observability.prepare_metrics_dir(workers)  # several processes share one set of metrics
+    metrics.prepare_metrics_dir(workers)  # several processes share one set of metrics
     uvicorn.run("recmatch.api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="info", proxy_headers=True, log_config=observability.uvicorn_log_config())
+                log_level="info", proxy_headers=True, log_config=logs.uvicorn_log_config())
 
 
 @app.command()
@@ -284,7 +344,7 @@ def refresh(
     """Compute today's snapshot of every pipeline used recently (run it daily, e.g. from cron)."""
     from datetime import UTC, datetime
 
-    from recmatch.matches.service import refresh_active
+    from recmatch.matches.refresh import refresh_active
 
     today = datetime.now(UTC).date()
     computed, kept = _with_async_es(
@@ -292,7 +352,58 @@ def refresh(
     console.print(f"refreshed {today}: {computed} snapshots computed, {kept} already there")
 
 
+@app.command()
+def purge(
+    days: Annotated[int | None, typer.Option(
+        min=1, help="keep this many days [default: RECMATCH_PERSONAL_DATA_RETENTION_DAYS]")] = None,
+) -> None:
+    """Delete personal data past its retention: finished outbox entries and events (run it daily, e.g. from cron)."""
+    from datetime import UTC, datetime, timedelta
+
+    from recmatch.actions.service import purge_events
+    from recmatch.webhooks.outbox import purge_finished
+
+    keep = days or get_settings().personal_data_retention_days
+    before = datetime.now(UTC) - timedelta(days=keep)
+
+    async def work(es: Any, names: Any) -> tuple[int, int]:
+        return (await purge_finished(es=es, names=names, before=before),
+                await purge_events(es=es, names=names, before=before))
+
+    deliveries, events = _with_async_es(work)
+    console.print(f"kept {keep} days: deleted {deliveries} finished deliveries and {events} events "
+                  f"from before {before:%Y-%m-%d %H:%M} UTC")
+
+
 DEMO_TENANT = "demo"
+LOOPBACK_NAMES = ("127.0.0.1", "localhost")
+
+
+def _browsable(host: str) -> str:
+    """The address a browser on this machine opens for a server bound to HOST."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def demo_origins(host: str, port: int) -> list[str]:
+    """The origins the demo's sandbox is opened from: both loopback names when it serves on loopback (or all)."""
+    host = _browsable(host)
+    names = LOOPBACK_NAMES if host in LOOPBACK_NAMES else (host,)
+    return [f"http://{name}:{port}" for name in names]
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail with one clear line when HOST:PORT cannot be bound (another server holds it)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no obstacle
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            console.print(f"[bold red]error[/]: cannot serve on {host}:{port}: {exc.strerror or exc}. "
+                          f"Stop what uses it, or pick another port with --port.", highlight=False)
+            raise typer.Exit(1) from None
 DEMO_PIPELINE = {"title": "Senior Backend Engineer", "locations": ["Austin, TX", "Remote"],
                  "skills": ["Python", "PostgreSQL", "Kubernetes"], "remote_ok": True, "radius_km": 80}
 
@@ -313,6 +424,8 @@ def demo(
     from recmatch.pipelines import service as pipelines
     from recmatch.text.taxonomy import get_taxonomy
 
+    if serve_api:
+        _check_port_free(host, port)  # before anything is loaded or printed: a busy port fails here, not after "ready"
     settings = get_settings()
     es = make_client(settings)
     names = IndexNames(settings.index_prefix)
@@ -321,11 +434,16 @@ def demo(
         reindex(source=source, rejects=Path("var/demo.rejects.jsonl"), threshold=None, rollback=False)
 
     async def prepare(es_async: Any, names: IndexNames) -> tuple[str, str]:
+        origins = demo_origins(host, port)
         try:
             tenant = await accounts.get_tenant(es=es_async, names=names, tenant_id=DEMO_TENANT)
         except RecmatchError:
             tenant = await accounts.create_tenant(es=es_async, names=names, tenant_id=DEMO_TENANT, name="Demo Staffing",
-                                                  crm_provider="demo-crm", crm_origins=[f"http://{host}:{port}"])
+                                                  crm_provider="demo-crm", crm_origins=origins)
+        missing = [origin for origin in origins if origin not in tenant.crm_origins]
+        if missing:  # a demo served on another port or host name: the sandbox there must be allowed to frame it
+            tenant = await accounts.update_tenant(es=es_async, names=names, tenant_id=tenant.tenant_id,
+                                                  crm_origins=[*tenant.crm_origins, *missing])
         seat, api_key = await accounts.create_seat(es=es_async, names=names, tenant_id=tenant.tenant_id,
                                                    email="demo-admin@example.com", license=accounts.License.admin)
         await pipelines.put_pipeline(es=es_async, names=names, principal=accounts.Principal(tenant=tenant, seat=seat),
@@ -334,7 +452,7 @@ def demo(
         return tenant.tenant_id, api_key
 
     tenant_id, api_key = _with_async_es(prepare)
-    base = f"http://{host}:{port}"
+    base = f"http://{_browsable(host)}:{port}"
     typer.echo(f"""
 recmatch demo is ready (tenant {tenant_id!r}, an admin seat).
   API key:   {api_key}
@@ -366,7 +484,7 @@ def deliver(
     import logging
     import signal
 
-    from recmatch.webhooks import delivery
+    from recmatch.webhooks import worker as delivery
 
     settings = get_settings()
     name = worker_id or delivery.default_worker_id()
@@ -382,7 +500,7 @@ def deliver(
         raise typer.Exit(1 if done.errors else 0)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("elastic_transport", "httpx"):  # a line per request; recmatch.webhooks.delivery logs each delivery
+    for chatty in ("elastic_transport", "httpx"):  # a line per request; recmatch.delivery logs each delivery
         logging.getLogger(chatty).setLevel(logging.WARNING)
 
     async def forever(es: Any, names: Any) -> None:

@@ -1,22 +1,27 @@
-"""Pipelines synced from the CRM: storage, fingerprint and version, what was understood of them, access."""
+"""Pipelines synced from the CRM: storage, fingerprint and version, what was understood of them, access.
+
+The owner of the pipelines index: other rooms read and change pipelines through these functions.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import elasticsearch
 import orjson
 from cachetools import LRUCache
 from elasticsearch import AsyncElasticsearch
-from pydantic import BaseModel, Field
+from elasticsearch.helpers import async_scan
+from pydantic import BaseModel, ConfigDict, Field
 
 from recmatch.accounts.service import Principal
 from recmatch.core.errors import Conflict, NotFound, NotPermitted
 from recmatch.core.es import IndexNames, ignoring, map_es_errors
+from recmatch.core.ids import pipeline_doc_id
 from recmatch.core.models import PipelineIn
 from recmatch.ranking.understand import Understanding, understand
 from recmatch.text.normalize import normalize_skill, normalize_title
@@ -24,7 +29,9 @@ from recmatch.text.taxonomy import Taxonomy
 
 
 class StoredPipeline(PipelineIn):
-    """A pipeline as recmatch keeps it."""
+    """A pipeline as recmatch keeps it (fields it does not know are ignored: a newer process may have added one)."""
+
+    model_config = ConfigDict(extra="ignore")
 
     crm_pipeline_id: str
     tenant_id: str
@@ -39,6 +46,7 @@ class StoredPipeline(PipelineIn):
     understood: dict[str, Any]
     learned: dict[str, Any] | None = None
     acted_candidate_ids: list[str] = Field(default_factory=list)
+    applied_actions: list[str] = Field(default_factory=list, description="actions already learned from")
 
     @property
     def understanding(self) -> Understanding:
@@ -87,16 +95,27 @@ def fingerprint(pipeline: PipelineIn) -> str:
     return hashlib.sha256(orjson.dumps(ranking_fields, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
-def pipeline_doc_id(tenant_id: str, crm_pipeline_id: str) -> str:
-    return f"{tenant_id}:{crm_pipeline_id}"
+def _missing(crm_pipeline_id: str) -> NotFound:
+    return NotFound(f"no pipeline {crm_pipeline_id!r}: sync it first with PUT /v1/pipelines/{crm_pipeline_id}")
+
+
+def _owns(pipeline: StoredPipeline, principal: Principal) -> bool:
+    return principal.is_admin or pipeline.owner_email == principal.seat.email
 
 
 def check_visible(pipeline: StoredPipeline, principal: Principal) -> None:
-    """A restricted pipeline is visible to its owner and to admins only."""
-    if pipeline.access_restricted and not principal.is_admin and pipeline.owner_email != principal.seat.email:
-        raise NotPermitted(
-            f"pipeline {pipeline.crm_pipeline_id!r} is restricted to its owner ({pipeline.owner_email}) and admins"
-        )
+    """A restricted pipeline is visible to its owner and to admins only; to anyone else it does not exist."""
+    if pipeline.access_restricted and not _owns(pipeline, principal):
+        raise _missing(pipeline.crm_pipeline_id)
+
+
+def check_access_change(previous: StoredPipeline, pipeline: PipelineIn, principal: Principal) -> None:
+    """Who owns a pipeline and whether it is restricted change only by its owner or an admin."""
+    new_owner = pipeline.owner_email.lower() if pipeline.owner_email else previous.owner_email
+    if (pipeline.access_restricted != previous.access_restricted or new_owner != previous.owner_email) \
+            and not _owns(previous, principal):
+        raise NotPermitted(f"only the owner of pipeline {previous.crm_pipeline_id!r} or an admin can change its "
+                           "owner or its restriction")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +165,7 @@ class RecentPipelines:
 
 async def _read(es: AsyncElasticsearch, names: IndexNames, doc_id: str) -> dict[str, Any] | None:
     with map_es_errors("reading a pipeline"):
-        found = await ignoring(es, 404).get(index=names.index("pipelines"), id=doc_id)
+        found = await ignoring(es, 404).get(index=names.pipelines, id=doc_id)
     return found if found.get("found") else None
 
 
@@ -159,12 +178,20 @@ async def get_pipeline(
     doc_id = pipeline_doc_id(principal.tenant.tenant_id, crm_pipeline_id)
     found = await _read(es, names, doc_id)
     if found is None:
-        raise NotFound(f"no pipeline {crm_pipeline_id!r}: sync it first with PUT /v1/pipelines/{crm_pipeline_id}")
+        raise _missing(crm_pipeline_id)
     pipeline = StoredPipeline.model_validate(found["_source"])
     check_visible(pipeline, principal)
     if recent is not None:
         recent.put(doc_id, Seen.of(pipeline, found))
     return pipeline
+
+
+async def read_pipeline(
+    *, es: AsyncElasticsearch, names: IndexNames, tenant_id: str, crm_pipeline_id: str
+) -> StoredPipeline | None:
+    """A tenant's pipeline by its id, for work done on the tenant's behalf (no seat: no visibility check)."""
+    found = await _read(es, names, pipeline_doc_id(tenant_id, crm_pipeline_id))
+    return StoredPipeline.model_validate(found["_source"]) if found is not None else None
 
 
 async def put_pipeline(
@@ -187,6 +214,7 @@ async def put_pipeline(
         previous = StoredPipeline.model_validate(found["_source"]) if found else None
         if previous is not None:
             check_visible(previous, principal)
+            check_access_change(previous, pipeline, principal)
         unchanged = previous is not None and previous.fingerprint == new_fingerprint
         stored = StoredPipeline(
             **pipeline.model_dump(exclude={"owner_email"}),
@@ -204,13 +232,14 @@ async def put_pipeline(
             understood=understand(pipeline=pipeline, taxonomy=taxonomy).to_dict(),  # cheap; follows taxonomy updates
             learned=previous.learned if previous else None,
             acted_candidate_ids=previous.acted_candidate_ids if previous else [],
+            applied_actions=previous.applied_actions if previous else [],
         )
         concurrency = {"if_seq_no": found["_seq_no"], "if_primary_term": found["_primary_term"]} if found else {
             "op_type": "create"}
         try:
             with map_es_errors("storing a pipeline"):
                 # No refresh: every read of a pipeline is a realtime get (only the daily refresh searches them).
-                written = await es.index(index=names.index("pipelines"), id=doc_id,
+                written = await es.index(index=names.pipelines, id=doc_id,
                                          document=stored.model_dump(mode="json"), **concurrency)
             if recent is not None:
                 recent.put(doc_id, Seen.of(stored, written))
@@ -227,7 +256,7 @@ async def touch_pipeline(*, es: AsyncElasticsearch, names: IndexNames, pipeline:
         return
     with map_es_errors("recording pipeline use"):
         await ignoring(es, 404, 409).update(
-            index=names.index("pipelines"),
+            index=names.pipelines,
             id=pipeline_doc_id(pipeline.tenant_id, pipeline.crm_pipeline_id),
             doc={"last_used_at": now.isoformat()},
         )
@@ -244,12 +273,42 @@ async def update_pipeline(
         if found is None:
             raise NotFound(f"pipeline {pipeline.crm_pipeline_id!r} was deleted meanwhile")
         current = StoredPipeline.model_validate(found["_source"])
-        updated = current.model_copy(update=change(current))
+        changes = change(current)
+        if not changes:
+            return current
+        updated = current.model_copy(update=changes)
         try:
             with map_es_errors("updating a pipeline"):
-                await es.index(index=names.index("pipelines"), id=doc_id, document=updated.model_dump(mode="json"),
+                await es.index(index=names.pipelines, id=doc_id, document=updated.model_dump(mode="json"),
                                if_seq_no=found["_seq_no"], if_primary_term=found["_primary_term"])
             return updated
         except elasticsearch.ConflictError:
             continue  # changed by another request meanwhile: apply the change to the newer version
     raise Conflict(f"pipeline {pipeline.crm_pipeline_id!r} is being changed by many requests at once; retry")
+
+
+async def record_listed(
+    *, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline, listed: str, previous: str | None,
+    used_at: datetime, recent: RecentPipelines | None = None,
+) -> None:
+    """Point the pipeline at its newest stored list (LISTED) and the newest of an earlier day (PREVIOUS)."""
+    doc_id = pipeline_doc_id(pipeline.tenant_id, pipeline.crm_pipeline_id)
+    changes = {"listed_snapshot": listed, "previous_snapshot": previous, "last_used_at": used_at}
+    with map_es_errors("recording the list on its pipeline"):
+        written = await ignoring(es, 404).update(  # 404: the pipeline was deleted meanwhile
+            index=names.pipelines, id=doc_id, retry_on_conflict=5,
+            doc={**changes, "last_used_at": used_at.isoformat()},
+        )
+    if recent is not None:
+        recent.updated(doc_id, written, changes)
+
+
+async def active_pipelines(
+    *, es: AsyncElasticsearch, names: IndexNames, since: date
+) -> AsyncIterator[StoredPipeline]:
+    """Every pipeline (of every tenant) whose list was used on or after SINCE: the daily refresh's work."""
+    with map_es_errors("listing active pipelines"):
+        await es.indices.refresh(index=names.pipelines)  # pipelines are written without a refresh
+        active = {"query": {"range": {"last_used_at": {"gte": since.isoformat()}}}}
+        async for hit in async_scan(es, index=names.pipelines, query=active):
+            yield StoredPipeline.model_validate(hit["_source"])

@@ -1,502 +1,500 @@
-"""PURE: a pipeline's hiring signals → feedback counts → bounded, smoothed learned boosts, in recruiter words. No I/O.
+"""PURE: a pipeline's hiring signals → what separates the wanted from the unwanted → query factors and words. No I/O.
 
-Flow (the API keeps ``FeedbackCounts.to_dict()`` in the pipeline document's ``learned`` field)::
+Flow (the API keeps ``LearningState.to_dict()`` in the pipeline document's ``learned`` field)::
 
-    features_of(candidate _source)  →  record(counts, features=…, signal=…, reason=…)  →  new counts
-    learned_boosts(counts, …)        →  LearnedBoosts for query.build_query (None: nothing learned yet)
-    describe(counts, …)              →  "more like: Kubernetes (4 saves)", "less like: Sales Managers titles (2 …)"
+    example_of(candidate _source, signal, reason)  →  record(state, example)  →  new state (newest MAX_EXAMPLES kept)
+    learned_boosts(state, understanding)           →  LearnedBoosts for query.build_query (None: nothing learned)
+    describe(state, understanding, label_of)       →  "more like: Kubernetes (4 of 5 saves have it, 0 of 6 …)"
 
-Save, InMail and export are positive: every feature of the candidate gains a positive. A dismissal is negative only
-for what its reason names (title → occupation codes and the exact normalised title, location → region and distance,
-skills → skills, seniority → seniority); "other" (or no reason) is a vague negative on every feature, worth
-``VAGUE_WEIGHT`` of a targeted one. A candidate whose title maps to several occupations spreads one signal over them:
-we cannot tell which reading the recruiter meant — except that a dismissal for title leaves out the readings the
-recruiter already saved people under (they wanted that reading, so the other ones are what they turned down).
+What a recruiter teaches is what the pipeline's fields do not say, so the learner asks what *separates* the
+candidates acted on positively (save, InMail, export) from those dismissed. One small model per feature kind
+(``FEATURE_KINDS``): an L2-regularised logistic regression (a Gaussian prior on each weight, an unpenalised
+intercept) over the kind's binary features — positives against the dismissals the reason blames on that kind
+(a "skills" dismissal is evidence about skills, not about the employer), the vague ("other") dismissals at
+``VAGUE_WEIGHT`` and the candidates passed over on a page the recruiter worked at ``PASSED_WEIGHT``. A feature
+every save and every dismissal share lands in the intercept, not in a weight; the prior keeps 5–25 examples from
+over-reading; a kind needs evidence on both sides before it is fitted; a weight needs ``min_support`` examples on
+its side (one save never makes an employer preference) and at least ``MIN_LOG_WEIGHT`` before it applies.
 
-A key's weight is its smoothed log-odds ``log((p + PSEUDO) / (n + PSEUDO))`` times its kind's ``scale``, then
-``exp``, clamped to [MIN_BOOST, MAX_BOOST]. PSEUDO pseudo-signals on each side keep one signal well away from the
-bounds, and a key needs ``min_evidence`` signals before it moves at all. The query multiplies every matching boost,
-so kinds a candidate has many of (skills) or that say little on their own (company, seniority) get a small scale:
-they order candidates the occupation boost leaves level rather than overturn the ranking. Regions are only ever
-lowered, never for a region with a positive in it, and never for the pipeline's own places (``home_regions``): the
-pipeline's radius already says how far is too far, a dismissal "location" says which far places are not wanted.
-Titles, like regions, are only ever lowered, and a positive protects one. Each dismissal for location also lowers
-``beyond_radius``, the factor of every candidate outside the pipeline's radius (who is not remote when the pipeline
-accepts remote): the proximity decay keeps a candidate just past the radius nearly level with one inside it, and
-location dismissals say this recruiter means the radius. Its weight is ``exp(-FAR_SCALE · log((n + PSEUDO) /
-PSEUDO))`` for n location dismissals, at least MIN_BOOST (one: × 0.74, three: × 0.5).
-A tenant-wide prior (the sum of other pipelines' counts, ``merged``) adds at most ``PRIOR_SIGNALS`` signals' worth.
+A weight ``w`` becomes the query factor ``exp(w)`` on a filter (a term, a years range, a distance to the nearest
+pipeline place), bounded by the query builder; the pipeline's own title, skills and places stay the anchor (the
+filters and the base score), factors only reorder what qualifies. Adding a kind of learned feature is one
+``FeatureKind`` declaration.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, get_args
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, get_args
 
-from recmatch.ranking.query import MAX_BOOST, MIN_BOOST, LearnedBoosts
+import numpy as np
+
+from recmatch.ranking.query import MAX_BOOST, MIN_BOOST, LearnedBoosts, LearnedFactor
 from recmatch.ranking.understand import Understanding
-from recmatch.text.normalize import normalize_title
+from recmatch.text.geo import haversine_km
+from recmatch.text.normalize import normalize_skill, normalize_title
 
 __all__ = [
-    "KINDS",
-    "PSEUDO",
-    "VAGUE_WEIGHT",
-    "CandidateFeatures",
+    "DISMISS_REASONS",
+    "FEATURE_KINDS",
+    "MAX_EXAMPLES",
+    "MAX_FACTORS",
     "DismissReason",
-    "FeedbackCounts",
-    "KeyCounts",
-    "Kind",
+    "Example",
+    "FeatureKind",
     "LearnedItem",
+    "LearningState",
     "Signal",
     "describe",
-    "features_of",
-    "home_regions",
+    "example_of",
     "learned_boosts",
-    "merged",
     "record",
+    "remove_item",
 ]
 
-Signal = Literal["save", "inmail", "export", "dismiss"]
+Signal = Literal["save", "inmail", "export", "dismiss", "passed"]
 DismissReason = Literal["title", "location", "skills", "seniority", "other"]
-Kind = Literal["occupation_codes", "skills", "companies", "seniority", "regions", "titles"]
 Direction = Literal["more", "less"]
 
 SIGNALS: tuple[Signal, ...] = get_args(Signal)
-POSITIVE_SIGNALS: frozenset[Signal] = frozenset(("save", "inmail", "export"))
+POSITIVE_SIGNALS: frozenset[str] = frozenset(("save", "inmail", "export"))
 DISMISS_REASONS: tuple[DismissReason, ...] = get_args(DismissReason)
-KINDS: tuple[Kind, ...] = get_args(Kind)
 
-# What a dismissal reason says the recruiter disliked.
-REASON_KINDS: Mapping[DismissReason, tuple[Kind, ...]] = {
-    "title": ("occupation_codes", "titles"),
-    "location": ("regions",),
-    "skills": ("skills",),
-    "seniority": ("seniority",),
-    "other": KINDS,
-}
-VAGUE_WEIGHT = 0.25  # an "other" dismissal counts this much of a negative on every feature
-PSEUDO = 2.0  # pseudo-signals on each side of a key's log-odds
-PRIOR_SIGNALS = 2.0  # a tenant-wide prior weighs at most this many of the pipeline's own signals
-SHOWN_CHANGE = 0.05  # describe() leaves out weights closer to 1 than this: they only break ties
-FAR_SCALE = 0.75  # multiplies the smoothed log-odds of location dismissals for ``beyond_radius``
-_MIN_CHANGE = 0.005  # learned_boosts() leaves out weights closer to 1 than this
-_FORMAT_VERSION = 1
+MAX_EXAMPLES = 300  # the newest examples a pipeline keeps
+VAGUE_WEIGHT = 0.5  # an "other" (or reasonless) dismissal: a negative on every kind, at this weight
+PASSED_WEIGHT = 0.2  # shown on a worked page and passed over: a weak negative on every kind
+MIN_LOG_WEIGHT = 0.15  # smaller weights (factors within ×0.86–×1.16) only break ties: left out
+MAX_FACTORS = 10  # the strongest factors the query gets: the body and its cost stay bounded
+YEARS_THRESHOLDS = (2, 4, 6, 8, 10, 12, 15, 20, 25)
+DISTANCE_KM = (10, 20, 30, 40, 60, 100, 250)
+_FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
-class _KindModel:
-    scale: float  # multiplies the smoothed log-odds
-    min_evidence: float  # signals on a key before it gets a weight
-    max_keys: int  # kept in the stored counts; the weakest go first
-    can_raise: bool = True  # False: only lowered, and a positive protects the key (regions)
+class Example:
+    """What learning keeps of one candidate the recruiter acted on (or passed over), as it was then."""
 
-
-# Tuned on the seed-2 pool of scripts/eval_feedback.py; reported on seed 1.
-_MODELS: Mapping[Kind, _KindModel] = {
-    "occupation_codes": _KindModel(scale=0.5, min_evidence=1.0, max_keys=40),
-    # Divided by √(skills a positive candidate brings), since every matching skill multiplies.
-    "skills": _KindModel(scale=0.3, min_evidence=1.0, max_keys=80),
-    "companies": _KindModel(scale=0.2, min_evidence=1.0, max_keys=30),
-    "seniority": _KindModel(scale=0.2, min_evidence=1.0, max_keys=8),
-    "regions": _KindModel(scale=0.25, min_evidence=2.0, max_keys=30, can_raise=False),
-    # The exact (normalised) title of a candidate dismissed for title: one dismissal × 0.67, two × 0.5.
-    "titles": _KindModel(scale=1.0, min_evidence=1.0, max_keys=30, can_raise=False),
-}
-
-_PHRASES: Mapping[Kind, str] = {
-    "occupation_codes": "{} titles",
-    "skills": "{}",
-    "companies": "people at {}",
-    "seniority": "{}-level people",
-    "regions": "people in {}",
-    "titles": "people titled “{}”",
-}
-_NOUNS: Mapping[Signal, tuple[str, str]] = {
-    "save": ("save", "saves"),
-    "inmail": ("InMail", "InMails"),
-    "export": ("export", "exports"),
-    "dismiss": ("dismissal", "dismissals"),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class CandidateFeatures:
-    """What learning reads of a candidate: the keys its boosts are made of."""
-
+    candidate_id: str
+    signal: Signal
+    reason: DismissReason | None = None
     occupation_codes: tuple[str, ...] = ()
     skills: tuple[str, ...] = ()
+    title_norm: str | None = None
     company: str | None = None
     seniority: str | None = None
-    country: str | None = None
-    region: str | None = None
-    title_norm: str | None = None  # normalised current title ("senior sales engineer" → "sales engineer")
-
-    def keys(self, kind: Kind) -> tuple[str, ...]:
-        """This candidate's keys of one kind (a region key is "US-TX" when the region is known, else "US")."""
-        if kind == "occupation_codes":
-            return self.occupation_codes
-        if kind == "skills":
-            return self.skills
-        if kind == "companies":
-            return (self.company,) if self.company else ()
-        if kind == "seniority":
-            return (self.seniority,) if self.seniority else ()
-        if kind == "titles":
-            return (self.title_norm,) if self.title_norm else ()
-        if not self.country:
-            return ()
-        return (f"{self.country}-{self.region}",) if self.region else (self.country,)
-
-
-def features_of(source: Mapping[str, Any]) -> CandidateFeatures:
-    """The features of a candidate document's ``_source`` (fields as ``recmatch.indexing.documents`` writes them)."""
-    location = source.get("location") or {}
-    country = _text(location.get("country")) if isinstance(location, Mapping) else None
-    title = _text(source.get("title"))
-    return CandidateFeatures(
-        occupation_codes=_unique(source.get("occupation_codes")),
-        skills=_unique(source.get("skills")),
-        company=_text(source.get("company")),
-        seniority=_text(source.get("seniority")),
-        country=country.upper() if country else None,
-        region=_text(location.get("region")) if country else None,
-        title_norm=(normalize_title(title) or None) if title else None,
-    )
-
-
-class KeyCounts(NamedTuple):
-    """Signals on one key: their weight as evidence, and how many signals (for recruiter words)."""
-
-    positives: float = 0.0  # a candidate with k occupation codes adds 1/k to each
-    negatives: float = 0.0  # a vague ("other") dismissal adds VAGUE_WEIGHT
-    positive_signals: int = 0
-    negative_signals: int = 0
+    years: float | None = None
+    geo: tuple[float, float] | None = None
+    open_to_work: bool = False
+    open_to_remote: bool = False
 
     @property
-    def evidence(self) -> float:
-        """How much was seen about this key."""
-        return self.positives + self.negatives
-
-
-_EMPTY_KEY = KeyCounts()
-
-
-@dataclass(frozen=True, slots=True)
-class FeedbackCounts:
-    """A pipeline's (or a tenant's) signals per feature kind and key, and totals per signal; never mutated."""
-
-    occupation_codes: Mapping[str, KeyCounts] = field(default_factory=dict)
-    skills: Mapping[str, KeyCounts] = field(default_factory=dict)
-    companies: Mapping[str, KeyCounts] = field(default_factory=dict)
-    seniority: Mapping[str, KeyCounts] = field(default_factory=dict)
-    regions: Mapping[str, KeyCounts] = field(default_factory=dict)
-    titles: Mapping[str, KeyCounts] = field(default_factory=dict)
-    signals: Mapping[Signal, int] = field(default_factory=dict)
-    skills_seen: int = 0  # skills over all positive candidates, for the mean one brings
-    reasons: Mapping[DismissReason, int] = field(default_factory=dict)  # dismissals per reason given
-
-    def of(self, kind: Kind) -> Mapping[str, KeyCounts]:
-        """The counts of one kind."""
-        table: Mapping[str, KeyCounts] = getattr(self, kind)
-        return table
-
-    @property
-    def positives(self) -> int:
-        """Positive signals recorded (save, InMail, export)."""
-        return sum(self.signals.get(signal, 0) for signal in POSITIVE_SIGNALS)
-
-    @property
-    def negatives(self) -> int:
-        """Dismissals recorded."""
-        return self.signals.get("dismiss", 0)
-
-    @property
-    def skills_per_positive(self) -> float:
-        """The mean number of skills of a positive candidate (1 when none was seen)."""
-        return max(1.0, self.skills_seen / self.positives) if self.positives else 1.0
+    def positive(self) -> bool:
+        return self.signal in POSITIVE_SIGNALS
 
     def to_dict(self) -> dict[str, Any]:
-        """A compact JSON-able dict: key → [positive signals, negative signals] when those are the evidence as well,
-        else [positives, negatives, positive signals, negative signals]."""
-        data: dict[str, Any] = {"v": _FORMAT_VERSION, "signals": {s: n for s, n in self.signals.items() if n}}
-        if self.skills_seen:
-            data["skills_seen"] = self.skills_seen
-        if any(self.reasons.values()):
-            data["reasons"] = {reason: n for reason, n in self.reasons.items() if n}
-        for kind in KINDS:
-            table = self.of(kind)
-            if table:
-                data[kind] = {key: _compact(counts) for key, counts in table.items()}
+        data: dict[str, Any] = {"id": self.candidate_id, "s": self.signal}
+        optional = {"r": self.reason, "o": list(self.occupation_codes), "k": list(self.skills), "t": self.title_norm,
+                    "c": self.company, "n": self.seniority, "y": self.years,
+                    "g": list(self.geo) if self.geo else None, "w": self.open_to_work, "m": self.open_to_remote}
+        data.update({key: value for key, value in optional.items() if value not in (None, [], False)})
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FeedbackCounts:
-        """The inverse of ``to_dict``; ValueError when the dict is not one."""
+    def from_dict(cls, data: Mapping[str, Any]) -> Example:
+        geo = data.get("g")
+        signal = data["s"]
+        reason = data.get("r")
+        if signal not in SIGNALS or (reason is not None and reason not in DISMISS_REASONS):
+            raise ValueError(f"not an example: {data!r}")
+        return cls(candidate_id=str(data["id"]), signal=signal, reason=reason,
+                   occupation_codes=tuple(data.get("o", ())), skills=tuple(data.get("k", ())),
+                   title_norm=data.get("t"), company=data.get("c"), seniority=data.get("n"),
+                   years=float(data["y"]) if data.get("y") is not None else None,
+                   geo=(float(geo[0]), float(geo[1])) if geo else None,
+                   open_to_work=bool(data.get("w")), open_to_remote=bool(data.get("m")))
+
+
+@dataclass(frozen=True, slots=True)
+class LearningState:
+    """A pipeline's examples and the learned items the recruiter removed ("skills:kubernetes"); never mutated."""
+
+    examples: tuple[Example, ...] = ()
+    removed: frozenset[str] = frozenset()
+
+    @property
+    def positives(self) -> int:
+        return sum(example.positive for example in self.examples)
+
+    @property
+    def dismissals(self) -> int:
+        return sum(example.signal == "dismiss" for example in self.examples)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A compact JSON-able dict."""
+        data: dict[str, Any] = {"v": _FORMAT_VERSION, "examples": [example.to_dict() for example in self.examples]}
+        if self.removed:
+            data["removed"] = sorted(self.removed)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> LearningState:
+        """The inverse of ``to_dict``. The first stored form (per-key counts, no examples) cannot be refitted:
+        it reads as nothing learned."""
+        if not data or int(data.get("v", 1)) < _FORMAT_VERSION:
+            return cls()
         try:
-            if int(data.get("v", _FORMAT_VERSION)) != _FORMAT_VERSION:
+            if int(data["v"]) != _FORMAT_VERSION:
                 raise ValueError(f"unknown format version {data.get('v')!r}")
-            signals: dict[Signal, int] = {
-                signal: int(n) for signal, n in (data.get("signals") or {}).items() if signal in SIGNALS and int(n) > 0
-            }
-            tables = {
-                kind: {str(key): _expand(values) for key, values in (data.get(kind) or {}).items()} for kind in KINDS
-            }
-            reasons: dict[DismissReason, int] = {
-                reason: int(n) for reason, n in (data.get("reasons") or {}).items()
-                if reason in DISMISS_REASONS and int(n) > 0
-            }
-            return cls(**tables, signals=signals, skills_seen=int(data.get("skills_seen", 0)), reasons=reasons)
-        except (TypeError, ValueError, AttributeError) as error:
-            raise ValueError(f"not stored feedback counts: {error!r}") from error
+            examples = tuple(Example.from_dict(item) for item in data.get("examples") or ())
+            return cls(examples=examples, removed=frozenset(str(key) for key in data.get("removed") or ()))
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ValueError(f"not a stored learning state: {error!r}") from error
+
+
+def example_of(source: Mapping[str, Any], *, signal: Signal, reason: DismissReason | None = None) -> Example:
+    """What learning keeps of a candidate document's ``_source`` and what was done to them."""
+    if signal not in SIGNALS:
+        raise ValueError(f"unknown signal {signal!r}")
+    if reason is not None and (signal != "dismiss" or reason not in DISMISS_REASONS):
+        raise ValueError(f"reason {reason!r} does not go with signal {signal!r}")
+    location = source.get("location") or {}
+    geo = location.get("geo") if isinstance(location, Mapping) else None
+    title = _text(source.get("title"))
+    years = source.get("years_experience")
+    return Example(
+        candidate_id=str(source.get("candidate_id", "")),
+        signal=signal,
+        reason=reason,
+        occupation_codes=_unique(source.get("occupation_codes")),
+        skills=tuple(dict.fromkeys(filter(None, (normalize_skill(s) for s in _unique(source.get("skills")))))),
+        title_norm=(normalize_title(title) or None) if title else None,
+        company=_text(source.get("company")),
+        seniority=_text(source.get("seniority")),
+        years=float(years) if isinstance(years, int | float) and not isinstance(years, bool) else None,
+        geo=(float(geo["lat"]), float(geo["lon"])) if isinstance(geo, Mapping) and "lat" in geo else None,
+        open_to_work=source.get("open_to_work") is True,
+        open_to_remote=source.get("open_to_remote") is True,
+    )
+
+
+def record(state: LearningState, *, example: Example) -> LearningState:
+    """The state after one more example; a candidate's newer example replaces an older one."""
+    kept = [old for old in state.examples if old.candidate_id != example.candidate_id or not example.candidate_id]
+    return replace(state, examples=(*kept, example)[-MAX_EXAMPLES:])
+
+
+def remove_item(state: LearningState, *, kind: str, key: str) -> LearningState:
+    """The state with one learned item removed for good (until a reset)."""
+    if kind not in FEATURE_KINDS:
+        raise ValueError(f"unknown kind of learned item {kind!r}")
+    return replace(state, removed=state.removed | {f"{kind}:{key}"})
+
+
+# -- the kinds of learned features -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureKind:
+    """One kind of learned feature: its keys on an example, its filter in the index, its words, its prior."""
+
+    name: str
+    blamed_by: frozenset[DismissReason]  # a dismissal with one of these reasons is a full negative for the kind
+    keys: Callable[[Example, Understanding], tuple[str, ...]]
+    clause: Callable[[str, Understanding], dict[str, Any] | None]
+    words: Callable[[str, Direction, str], str]  # (key, direction, label) → "closer to Austin (within 25 km)"
+    prior_sd: float = 1.0  # the Gaussian prior's spread on a weight: smaller shrinks harder
+    min_support: int = 2  # examples on the weight's side that have the key
+    can_lower: bool = True
+    can_raise: bool = True
+    ordinal: bool = False  # keys are thresholds on one scale: the recruiter sees its strongest one only
+
+
+def _years_keys(example: Example, _: Understanding) -> tuple[str, ...]:
+    if example.years is None:
+        return ()
+    return tuple(f"{threshold}+" for threshold in YEARS_THRESHOLDS if example.years >= threshold)
+
+
+def _years_clause(key: str, _: Understanding) -> dict[str, Any] | None:
+    return {"range": {"years_experience": {"gte": float(key.rstrip("+"))}}}
+
+
+def _years_words(key: str, direction: Direction, _: str) -> str:
+    return f"more experienced ({key} years)" if direction == "more" else f"less experienced (under {key[:-1]} years)"
+
+
+def _thresholds_km(understanding: Understanding) -> tuple[float, ...]:
+    radii = {place.radius_km for place in understanding.locations if place.kind != "country"}
+    return tuple(sorted({float(km) for km in DISTANCE_KM} | radii))
+
+
+def _distance_keys(example: Example, understanding: Understanding) -> tuple[str, ...]:
+    places = [place for place in understanding.locations if place.kind != "country"]
+    if example.geo is None or not places:
+        return ()
+    nearest = min(haversine_km(example.geo[0], example.geo[1], place.lat, place.lon) for place in places)
+    return tuple(_km(km) for km in _thresholds_km(understanding) if nearest <= km)
+
+
+def _distance_clause(key: str, understanding: Understanding) -> dict[str, Any] | None:
+    places = [place for place in understanding.locations if place.kind != "country"]
+    if not places:
+        return None
+    near = [{"geo_distance": {"distance": f"{key}km", "location.geo": {"lat": p.lat, "lon": p.lon}}} for p in places]
+    return near[0] if len(near) == 1 else {"bool": {"should": near, "minimum_should_match": 1}}
+
+
+def _term(field_name: str, value: Any) -> dict[str, Any]:
+    return {"term": {field_name: value}}
+
+
+FEATURE_KINDS: Mapping[str, FeatureKind] = {kind.name: kind for kind in (
+    FeatureKind(
+        name="skills", blamed_by=frozenset(("skills",)),
+        keys=lambda example, _: example.skills,
+        clause=lambda key, _: _term("skills", key),
+        words=lambda key, direction, label: label,
+        prior_sd=1.0,
+    ),
+    FeatureKind(
+        name="occupation_codes", blamed_by=frozenset(("title",)),
+        keys=lambda example, _: example.occupation_codes,
+        clause=lambda key, _: _term("occupation_codes", key),
+        words=lambda key, direction, label: f"{label} titles",
+        prior_sd=1.0,
+    ),
+    FeatureKind(
+        name="title_words", blamed_by=frozenset(("title",)),
+        keys=lambda example, _: tuple(dict.fromkeys((example.title_norm or "").split())),
+        clause=lambda key, _: _term("title_norm", key),
+        words=lambda key, direction, label: f"“{label}” in the title",
+        prior_sd=0.7,
+    ),
+    FeatureKind(
+        name="companies", blamed_by=frozenset(),
+        keys=lambda example, _: (example.company.casefold(),) if example.company else (),
+        clause=lambda key, _: _term("company.keyword", key),  # the field's normalizer lowercases
+        words=lambda key, direction, label: f"people at {label}",
+        prior_sd=1.0,
+    ),
+    FeatureKind(
+        name="seniority", blamed_by=frozenset(("seniority",)),
+        keys=lambda example, _: (example.seniority,) if example.seniority else (),
+        clause=lambda key, _: _term("seniority", key),
+        words=lambda key, direction, label: f"{label}-level people",
+        prior_sd=0.7,
+    ),
+    FeatureKind(
+        name="years", blamed_by=frozenset(("seniority",)),
+        keys=_years_keys, clause=_years_clause, words=_years_words,
+        prior_sd=0.7, ordinal=True,
+    ),
+    FeatureKind(
+        name="distance", blamed_by=frozenset(("location",)),
+        keys=_distance_keys, clause=_distance_clause,
+        words=lambda key, direction, label: f"closer to {label} (within {key} km)",
+        prior_sd=0.8, can_lower=False, ordinal=True,
+    ),
+    FeatureKind(
+        name="open_to_work", blamed_by=frozenset(),
+        keys=lambda example, _: ("yes",) if example.open_to_work else (),
+        clause=lambda key, _: _term("open_to_work", True),
+        words=lambda key, direction, label: "people open to work",
+        prior_sd=0.8, can_lower=False,
+    ),
+    FeatureKind(
+        name="open_to_remote", blamed_by=frozenset(("location",)),
+        keys=lambda example, _: ("yes",) if example.open_to_remote else (),
+        clause=lambda key, _: _term("open_to_remote", True),
+        words=lambda key, direction, label: "people open to remote work",
+        prior_sd=0.8, can_lower=False,
+    ),
+)}
+
+
+# -- the model -------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Weight:
+    kind: str
+    key: str
+    log_weight: float
+    positives_with: int  # positive examples that have the key
+    positives: int
+    negatives_with: int  # full negatives (dismissals blamed on the kind, and vague ones) that have the key
+    negatives: int
+
+
+def fit(state: LearningState, understanding: Understanding) -> list[_Weight]:
+    """Every kind's weights that have evidence, strongest first."""
+    weights: list[_Weight] = []
+    for kind in FEATURE_KINDS.values():
+        weights += _fit_kind(kind, state, understanding)
+    weights.sort(key=lambda weight: (-abs(weight.log_weight), weight.kind, weight.key))
+    return weights
+
+
+def _fit_kind(kind: FeatureKind, state: LearningState, understanding: Understanding) -> list[_Weight]:
+    rows: list[tuple[tuple[str, ...], float, float, bool]] = []  # keys, label, weight, counts as a full negative
+    for example in state.examples:
+        keys = kind.keys(example, understanding)
+        if example.positive:
+            rows.append((keys, 1.0, 1.0, False))
+        elif example.signal == "dismiss":
+            if example.reason in kind.blamed_by:
+                rows.append((keys, 0.0, 1.0, True))
+            elif example.reason in (None, "other"):
+                rows.append((keys, 0.0, VAGUE_WEIGHT, True))
+        else:
+            rows.append((keys, 0.0, PASSED_WEIGHT, False))
+    positive_weight = sum(w for _, y, w, _ in rows if y)
+    negative_weight = sum(w for _, y, w, _ in rows if not y)
+    if positive_weight < 1.0 or negative_weight < 1.0:
+        return []  # nothing to tell apart
+    vocabulary = sorted({key for keys, *_ in rows for key in keys if f"{kind.name}:{key}" not in state.removed})
+    if not vocabulary:
+        return []
+    column = {key: index for index, key in enumerate(vocabulary)}
+    x = np.zeros((len(rows), len(vocabulary)))
+    for row, (keys, *_) in enumerate(rows):
+        for key in keys:
+            if key in column:
+                x[row, column[key]] = 1.0
+    y = np.array([label for _, label, _, _ in rows])
+    sample = np.array([weight for _, _, weight, _ in rows])
+    coefficients = _logistic_map(x, y, sample, prior_sd=kind.prior_sd)
+    positive_rows = y == 1.0
+    full_negative = np.array([full for *_, full in rows])
+    with_pos = x[positive_rows].sum(axis=0)
+    with_neg = x[full_negative].sum(axis=0)
+    found: list[_Weight] = []
+    for index, key in enumerate(vocabulary):
+        log_weight = float(coefficients[index])
+        if abs(log_weight) < MIN_LOG_WEIGHT:
+            continue
+        if log_weight > 0 and (not kind.can_raise or with_pos[index] < kind.min_support):
+            continue
+        if log_weight < 0 and (not kind.can_lower or with_neg[index] < kind.min_support):
+            continue
+        found.append(_Weight(kind.name, key, round(log_weight, 4), int(with_pos[index]), int(positive_rows.sum()),
+                             int(with_neg[index]), int(full_negative.sum())))
+    return found
+
+
+def _logistic_map(x: np.ndarray, y: np.ndarray, sample: np.ndarray, *, prior_sd: float) -> np.ndarray:
+    """The most probable weights of a logistic regression with an intercept (unpenalised) and a N(0, prior_sd²)
+    prior on every other weight, given weighted examples; Newton's method (a few dozen features at most)."""
+    rows, columns = x.shape
+    design = np.hstack([np.ones((rows, 1)), x])
+    penalty = np.full(columns + 1, 1.0 / prior_sd**2)
+    penalty[0] = 1e-4  # the intercept is nearly free: it absorbs what every example shares
+    beta = np.zeros(columns + 1)
+    for _ in range(25):
+        p = 1.0 / (1.0 + np.exp(-(design @ beta)))
+        gradient = design.T @ (sample * (y - p)) - penalty * beta
+        hessian = (design.T * (sample * p * (1 - p))) @ design + np.diag(penalty)
+        step = np.linalg.solve(hessian, gradient)
+        beta += step
+        if float(np.max(np.abs(step))) < 1e-6:
+            break
+    return beta[1:]
+
+
+# -- into the query --------------------------------------------------------------------------------------------------
+
+
+def learned_boosts(state: LearningState, *, understanding: Understanding) -> LearnedBoosts | None:
+    """The query factors of what was learned; None when nothing was."""
+    factors: list[LearnedFactor] = []
+    for weight in fit(state, understanding)[:MAX_FACTORS]:
+        clause = FEATURE_KINDS[weight.kind].clause(weight.key, understanding)
+        if clause is None:
+            continue
+        factor = round(min(MAX_BOOST, max(MIN_BOOST, math.exp(weight.log_weight))), 4)
+        factors.append(LearnedFactor(name=f"{weight.kind}:{weight.key}", filter=clause, weight=factor))
+    return LearnedBoosts(factors=tuple(factors)) if factors else None
+
+
+# -- words -----------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class LearnedItem:
     """One learned preference as the recruiter sees it; ``text`` is the whole sentence."""
 
-    kind: Kind | Literal["beyond_radius"]
+    kind: str
     key: str
     label: str
     direction: Direction
-    signals: int
-    weight: float
+    signals: int  # examples on the item's side that have it
+    weight: float  # the factor it applies
     text: str
-
-
-def home_regions(understanding: Understanding) -> frozenset[str]:
-    """The region keys of a pipeline's own places ("US", "US-TX"), for ``learned_boosts`` and ``describe``."""
-    keys = {place.country.upper() for place in understanding.locations if place.country}
-    keys |= {f"{place.country.upper()}-{place.region}" for place in understanding.locations
-             if place.country and place.region}
-    return frozenset(keys)
-
-
-def record(
-    counts: FeedbackCounts,
-    *,
-    features: CandidateFeatures,
-    signal: Signal,
-    reason: DismissReason | None = None,
-) -> FeedbackCounts:
-    """The counts after one signal on a candidate with these features (a reason goes with dismissals only)."""
-    if signal not in SIGNALS:
-        raise ValueError(f"unknown signal {signal!r}")
-    if reason is not None and (signal != "dismiss" or reason not in DISMISS_REASONS):
-        raise ValueError(f"reason {reason!r} does not go with signal {signal!r}")
-    positive = signal in POSITIVE_SIGNALS
-    why: DismissReason = reason or "other"
-    weight = 1.0 if positive or why != "other" else VAGUE_WEIGHT
-    tables: dict[Kind, Mapping[str, KeyCounts]] = {}
-    for kind in KINDS:
-        if not positive and kind not in REASON_KINDS[why]:
-            continue
-        table = dict(counts.of(kind))
-        keys = _keys_in(table, kind, features.keys(kind))
-        if not keys:
-            continue
-        if not positive and kind == "occupation_codes":
-            # An ambiguous title: the readings the recruiter saved people under are not the ones they dismissed.
-            keys = [key for key in keys if not table.get(key, _EMPTY_KEY).positives] or keys
-        share = weight / len(keys) if kind == "occupation_codes" else weight
-        for key in keys:
-            before = table.pop(key, _EMPTY_KEY)  # re-inserted last: the most recently touched key
-            table[key] = KeyCounts(  # rounded as stored, so that counts survive a JSON round trip unchanged
-                positives=round(before.positives + (share if positive else 0.0), 4),
-                negatives=round(before.negatives + (0.0 if positive else share), 4),
-                positive_signals=before.positive_signals + positive,
-                negative_signals=before.negative_signals + (not positive),
-            )
-        tables[kind] = _bounded_keys(table, _MODELS[kind].max_keys)
-    signals = dict(counts.signals)
-    signals[signal] = signals.get(signal, 0) + 1
-    reasons = dict(counts.reasons)
-    if not positive:
-        reasons[why] = reasons.get(why, 0) + 1
-    return FeedbackCounts(
-        **{kind: tables.get(kind, counts.of(kind)) for kind in KINDS},
-        signals=signals,
-        skills_seen=counts.skills_seen + (len(set(features.skills)) if positive else 0),
-        reasons=reasons,
-    )
-
-
-def merged(all_counts: Iterable[FeedbackCounts]) -> FeedbackCounts:
-    """The sum of several pipelines' counts (a tenant-wide prior), bounded like any counts."""
-    tables: dict[Kind, dict[str, KeyCounts]] = {kind: {} for kind in KINDS}
-    signals: dict[Signal, int] = {}
-    reasons: dict[DismissReason, int] = {}
-    skills_seen = 0
-    for counts in all_counts:
-        for kind in KINDS:
-            table = tables[kind]
-            for key, added in counts.of(kind).items():
-                before = table.get(key, _EMPTY_KEY)
-                table[key] = KeyCounts(
-                    round(before.positives + added.positives, 4),
-                    round(before.negatives + added.negatives, 4),
-                    before.positive_signals + added.positive_signals,
-                    before.negative_signals + added.negative_signals,
-                )
-        for signal, n in counts.signals.items():
-            signals[signal] = signals.get(signal, 0) + n
-        for reason, n in counts.reasons.items():
-            reasons[reason] = reasons.get(reason, 0) + n
-        skills_seen += counts.skills_seen
-    return FeedbackCounts(
-        **{kind: _bounded_keys(tables[kind], _MODELS[kind].max_keys) for kind in KINDS},
-        signals=signals,
-        skills_seen=skills_seen,
-        reasons=reasons,
-    )
-
-
-def learned_boosts(
-    counts: FeedbackCounts, *, prior: FeedbackCounts | None = None, home_regions: Collection[str] = ()
-) -> LearnedBoosts | None:
-    """Bounded, smoothed factors for the query builder; None when nothing was learned.
-
-    ``home_regions``: the pipeline's own places ("US", "US-TX"), never lowered.
-    """
-    weights = {kind: _weights(counts, prior, kind, min_change=_MIN_CHANGE) for kind in KINDS}
-    home = {region.upper() for region in home_regions}
-    weights["regions"] = {key: weight for key, weight in weights["regions"].items() if key.upper() not in home}
-    beyond_radius = _beyond_radius(counts)
-    if not any(weights.values()) and beyond_radius == 1.0:
-        return None
-    return LearnedBoosts(
-        occupation_codes=weights["occupation_codes"],
-        skills=weights["skills"],
-        companies=weights["companies"],
-        seniority=weights["seniority"],
-        regions=weights["regions"],
-        titles=weights["titles"],
-        beyond_radius=beyond_radius,
-    )
+    evidence: Mapping[str, int] = field(default_factory=dict)
 
 
 def describe(
-    counts: FeedbackCounts,
+    state: LearningState,
     *,
-    label_of: Callable[[Kind, str], str] | None = None,
-    home_regions: Collection[str] = (),
+    understanding: Understanding,
+    label_of: Callable[[str, str], str] | None = None,
 ) -> list[LearnedItem]:
-    """What the ranking learned from this pipeline's signals, in recruiter words, strongest first.
+    """What the ranking learned, in recruiter words, strongest first; one item per ordinal kind.
 
     ``label_of(kind, key)`` names a key ("15-1252.00" → "Software Developers"); by default the key itself.
     """
-    home = {region.upper() for region in home_regions}
     items: list[LearnedItem] = []
-    for kind in KINDS:
-        table = counts.of(kind)
-        for key, weight in _weights(counts, None, kind, min_change=SHOWN_CHANGE).items():
-            if kind == "regions" and key.upper() in home:
+    shown_ordinal: set[str] = set()
+    nouns = _nouns(state)
+    for weight in fit(state, understanding)[:MAX_FACTORS]:  # what the query applies, and only that
+        kind = FEATURE_KINDS[weight.kind]
+        if kind.ordinal:
+            if weight.kind in shown_ordinal:
                 continue
-            direction: Direction = "more" if weight > 1 else "less"
-            own = table[key]
-            signals = own.positive_signals if direction == "more" else own.negative_signals
-            label = _PHRASES[kind].format(label_of(kind, key) if label_of is not None else key)
-            noun = _noun(counts, direction=direction, plural=signals != 1)
-            items.append(LearnedItem(
-                kind=kind, key=key, label=label, direction=direction, signals=signals, weight=weight,
-                text=f"{direction} like: {label} ({signals} {noun})",
-            ))
-    far = _beyond_radius(counts)
-    if 1.0 - far >= SHOWN_CHANGE:
-        signals = counts.reasons.get("location", 0)
-        label = "people outside the search radius"
-        noun = "location dismissal" if signals == 1 else "location dismissals"
-        items.append(LearnedItem(kind="beyond_radius", key="beyond_radius", label=label, direction="less",
-                                 signals=signals, weight=far, text=f"less like: {label} ({signals} {noun})"))
-    items.sort(key=lambda item: (-abs(math.log(item.weight)), -item.signals, item.kind, item.key))
+            shown_ordinal.add(weight.kind)
+        direction: Direction = "more" if weight.log_weight > 0 else "less"
+        if weight.kind == "distance":
+            label = _nearest_place_name(understanding)
+        elif weight.kind == "companies":  # keys are case-folded: show the spelling the candidates had
+            label = next((e.company for e in state.examples if e.company and e.company.casefold() == weight.key),
+                         weight.key)
+        elif label_of is not None:
+            label = label_of(weight.kind, weight.key)
+        else:
+            label = weight.key
+        phrase = kind.words(weight.key, direction, label)
+        positive_noun = nouns[weight.positives != 1]
+        negative_noun = "dismissal" if weight.negatives == 1 else "dismissals"
+        have = "has it" if weight.positives_with == 1 and weight.positives == 1 else "have it"
+        text = (f"{direction} like: {phrase} ({weight.positives_with} of {weight.positives} {positive_noun} {have}, "
+                f"{weight.negatives_with} of {weight.negatives} {negative_noun})")
+        signals = weight.positives_with if direction == "more" else weight.negatives_with
+        items.append(LearnedItem(
+            kind=weight.kind, key=weight.key, label=phrase, direction=direction, signals=signals,
+            weight=round(math.exp(weight.log_weight), 4), text=text,
+            evidence={"positives_with": weight.positives_with, "positives": weight.positives,
+                      "negatives_with": weight.negatives_with, "negatives": weight.negatives},
+        ))
     return items
 
 
-# -- weights ---------------------------------------------------------------------------------------------------------
+def _nouns(state: LearningState) -> tuple[str, str]:
+    """("save", "saves") or ("save or InMail", "saves or InMails"): the positive signals this pipeline had."""
+    names = {"save": ("save", "saves"), "inmail": ("InMail", "InMails"), "export": ("export", "exports")}
+    used = [signal for signal in ("save", "inmail", "export") if any(e.signal == signal for e in state.examples)]
+    used = used or ["save"]
+    return " or ".join(names[s][0] for s in used), " or ".join(names[s][1] for s in used)
 
 
-def _weights(
-    counts: FeedbackCounts, prior: FeedbackCounts | None, kind: Kind, *, min_change: float
-) -> dict[str, float]:
-    model = _MODELS[kind]
-    table = counts.of(kind)
-    prior_table: Mapping[str, KeyCounts] = {}
-    prior_share = 0.0
-    if prior is not None and prior.positives + prior.negatives:
-        prior_table = prior.of(kind)
-        prior_share = min(1.0, PRIOR_SIGNALS / (prior.positives + prior.negatives))
-    scale = model.scale
-    if kind == "skills":
-        scale /= math.sqrt(counts.skills_per_positive)
-    weights: dict[str, float] = {}
-    for key in sorted(set(table) | set(prior_table)):
-        own = table.get(key, _EMPTY_KEY)
-        borrowed = prior_table.get(key, _EMPTY_KEY)
-        positives = own.positives + prior_share * borrowed.positives
-        negatives = own.negatives + prior_share * borrowed.negatives
-        if positives + negatives < model.min_evidence or (not model.can_raise and positives > 0):
-            continue
-        log_odds = math.log((positives + PSEUDO) / (negatives + PSEUDO))
-        ceiling = MAX_BOOST if model.can_raise else 1.0
-        weight = round(min(ceiling, max(MIN_BOOST, math.exp(scale * log_odds))), 4)
-        if abs(weight - 1.0) >= min_change:
-            weights[key] = weight
-    return weights
+def _nearest_place_name(understanding: Understanding) -> str:
+    names = [place.name for place in understanding.locations if place.kind != "country"]
+    return " or ".join(dict.fromkeys(names)) or "the pipeline's places"
 
 
-def _beyond_radius(counts: FeedbackCounts) -> float:
-    """The factor of candidates outside the pipeline's radius: lower with each dismissal for location."""
-    far = counts.reasons.get("location", 0)
-    weight = round(max(MIN_BOOST, math.exp(-FAR_SCALE * math.log((far + PSEUDO) / PSEUDO))), 4)
-    return weight if 1.0 - weight >= _MIN_CHANGE else 1.0
-
-
-def _keys_in(table: Mapping[str, KeyCounts], kind: Kind, keys: Iterable[str]) -> list[str]:
-    """The candidate's keys, once each; a company already counted under another casing keeps that spelling."""
-    unique = list(dict.fromkeys(keys))
-    if kind != "companies":
-        return unique
-    known = {key.casefold(): key for key in table}
-    return list(dict.fromkeys(known.get(key.casefold(), key) for key in unique))
-
-
-def _bounded_keys(table: dict[str, KeyCounts], limit: int) -> dict[str, KeyCounts]:
-    """At most ``limit`` keys: the least evidence goes first, and among equals the least recently touched."""
-    if len(table) <= limit:
-        return table
-    order = {key: position for position, key in enumerate(table)}
-    kept = set(sorted(table, key=lambda key: (-table[key].evidence, -order[key]))[:limit])
-    return {key: counts for key, counts in table.items() if key in kept}
-
-
-def _compact(counts: KeyCounts) -> list[float | int]:
-    if counts.positives == counts.positive_signals and counts.negatives == counts.negative_signals:
-        return [counts.positive_signals, counts.negative_signals]
-    return [counts.positives, counts.negatives, counts.positive_signals, counts.negative_signals]
-
-
-def _expand(values: Any) -> KeyCounts:
-    numbers = list(values)
-    if len(numbers) == 2:
-        return KeyCounts(float(numbers[0]), float(numbers[1]), int(numbers[0]), int(numbers[1]))
-    if len(numbers) == 3:  # the first stored form: [positives, targeted negatives, vague dismissals]
-        positives, negatives, vague = (int(number) for number in numbers)
-        return KeyCounts(float(positives), negatives + VAGUE_WEIGHT * vague, positives, negatives + vague)
-    if len(numbers) == 4:
-        return KeyCounts(float(numbers[0]), float(numbers[1]), int(numbers[2]), int(numbers[3]))
-    raise ValueError(f"expected 2, 3 or 4 numbers, not {numbers!r}")
-
-
-# -- words -----------------------------------------------------------------------------------------------------------
-
-
-def _noun(counts: FeedbackCounts, *, direction: Direction, plural: bool) -> str:
-    """"saves", "InMails", "saves or exports" (the positive signals this pipeline had), "dismissals"."""
-    used: list[Signal] = ["dismiss"]
-    if direction == "more":
-        used = [signal for signal in SIGNALS if signal in POSITIVE_SIGNALS and counts.signals.get(signal)] or ["save"]
-    return " or ".join(_NOUNS[signal][plural] for signal in used)
+def _km(km: float) -> str:
+    return f"{km:.1f}".rstrip("0").rstrip(".")
 
 
 def _text(value: Any) -> str | None:
@@ -509,6 +507,6 @@ def _text(value: Any) -> str | None:
 def _unique(values: Any) -> tuple[str, ...]:
     if isinstance(values, str):
         values = [values]
-    if not isinstance(values, Iterable):
+    if not isinstance(values, Sequence):
         return ()
     return tuple(dict.fromkeys(text for text in (_text(value) for value in values) if text))

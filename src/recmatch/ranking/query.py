@@ -63,12 +63,12 @@ values of ``term``, ``terms`` and ``match`` queries, which do not parse a query 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from recmatch.ranking.understand import PipelineLocation, Understanding
-from recmatch.text.normalize import TITLE_STOPWORDS, normalize_skill
+from recmatch.text.normalize import TITLE_STOPWORDS
 from recmatch.text.taxonomy import SENIORITY_WORDS
 
 __all__ = [
@@ -77,6 +77,7 @@ __all__ = [
     "RELAXATION_STEPS",
     "SOURCE_FIELDS",
     "LearnedBoosts",
+    "LearnedFactor",
     "RelaxStep",
     "applicable_steps",
     "baseline_query",
@@ -121,8 +122,10 @@ RADIUS_WIDENING = 3.0
 MAX_WIDENED_RADIUS_KM = 500.0
 
 # Learned boosts are factors: ES rejects negative scores, so a negative signal multiplies by a factor < 1.
-MIN_BOOST = 0.5
-MAX_BOOST = 2.0
+MIN_BOOST = 0.25
+MAX_BOOST = 4.0
+MAX_LEARNED_PRODUCT = 16.0  # function_score max_boost: what all learned factors together may multiply by
+MAX_LEARNED_FACTORS = 32
 
 SOURCE_FIELDS: tuple[str, ...] = (
     "candidate_id", "name", "title", "headline", "company", "past_titles", "occupation_codes", "skills",
@@ -132,45 +135,30 @@ SOURCE_FIELDS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
+class LearnedFactor:
+    """One learned preference: candidates matching ``filter`` have their score multiplied by ``weight``."""
+
+    name: str  # "<kind>:<key>", as the learner names it
+    filter: Mapping[str, Any]
+    weight: float
+
+
+@dataclass(frozen=True)
 class LearnedBoosts:
-    """Per-pipeline factors learned from hiring signals: key → weight in [MIN_BOOST, MAX_BOOST] (1: neutral).
+    """Per-pipeline factors learned from hiring signals, each bounded to [MIN_BOOST, MAX_BOOST] (1: neutral); the
+    product of all a candidate matches is at most MAX_LEARNED_PRODUCT. At most MAX_LEARNED_FACTORS are used."""
 
-    ``regions`` keys are a country ("US") or a country and region ("US-TX"); ``skills`` keys are normalised
-    skills; ``companies`` are matched case-insensitively. ``beyond_radius`` multiplies the score of a candidate
-    outside every one of the pipeline's places' radius (and not open to remote when the pipeline accepts remote);
-    it is at most 1 and only applies to a pipeline with places.
-    """
-
-    occupation_codes: Mapping[str, float] = field(default_factory=dict)
-    skills: Mapping[str, float] = field(default_factory=dict)
-    companies: Mapping[str, float] = field(default_factory=dict)
-    seniority: Mapping[str, float] = field(default_factory=dict)
-    regions: Mapping[str, float] = field(default_factory=dict)
-    titles: Mapping[str, float] = field(default_factory=dict)
-    beyond_radius: float = 1.0
+    factors: tuple[LearnedFactor, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain JSON-able dict, as stored in the pipeline document."""
-        data: dict[str, Any] = {
-            "occupation_codes": dict(self.occupation_codes),
-            "skills": dict(self.skills),
-            "companies": dict(self.companies),
-            "seniority": dict(self.seniority),
-            "regions": dict(self.regions),
-            "titles": dict(self.titles),
-        }
-        if self.beyond_radius != 1.0:
-            data["beyond_radius"] = self.beyond_radius
-        return data
+        """A plain JSON-able dict."""
+        return {"factors": [{"name": f.name, "filter": dict(f.filter), "weight": f.weight} for f in self.factors]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LearnedBoosts:
-        """The inverse of ``to_dict``; missing kinds are empty."""
-        kinds = {kind: {str(k): float(v) for k, v in (data.get(kind) or {}).items()} for kind in _BOOST_KINDS}
-        return cls(**kinds, beyond_radius=float(data.get("beyond_radius", 1.0)))
-
-
-_BOOST_KINDS = ("occupation_codes", "skills", "companies", "seniority", "regions", "titles")
+        """The inverse of ``to_dict``."""
+        return cls(factors=tuple(LearnedFactor(name=str(f["name"]), filter=dict(f["filter"]), weight=float(f["weight"]))
+                                 for f in data.get("factors") or ()))
 
 
 def build_query(
@@ -245,6 +233,7 @@ def build_query(
                 "functions": _boost_functions(boosts, understanding),
                 "score_mode": "multiply",
                 "boost_mode": "multiply",
+                "max_boost": MAX_LEARNED_PRODUCT,
             }
         },
         "size": size,
@@ -268,6 +257,21 @@ def baseline_query(
         query = {"bool": {"must": [query], "filter": [{"bool": {"should": _near(understanding),
                                                                 "minimum_should_match": 1}}]}}
     return {"query": query, "size": size, "_source": {"includes": list(SOURCE_FIELDS)}}
+
+
+def _near(understanding: Understanding) -> list[dict[str, Any]]:
+    """Inside the radius of one of the pipeline's places (a country: lives in it), or remote when it accepts remote;
+    the location filter before any relaxation, without clause names."""
+    near: list[dict[str, Any]] = []
+    for place in understanding.locations:
+        if place.kind == "country":
+            near.append({"term": {"location.country": place.country}})
+        else:
+            near.append({"geo_distance": {"distance": f"{_km(place.radius_km)}km",
+                                          "location.geo": {"lat": place.lat, "lon": place.lon}}})
+    if understanding.remote:
+        near.append({"term": {"open_to_remote": True}})
+    return near
 
 
 def required_skills(understanding: Understanding) -> int:
@@ -462,46 +466,11 @@ def _boost_functions(boosts: LearnedBoosts | None, understanding: Understanding)
     if boosts is None:
         return []
     functions: list[dict[str, Any]] = []
-    by_field: tuple[tuple[str, Mapping[str, float], Callable[[str], str]], ...] = (
-        ("occupation_codes", boosts.occupation_codes, str.strip),
-        ("skills", boosts.skills, normalize_skill),
-        ("company.keyword", boosts.companies, str.strip),  # the field's normalizer lowercases
-        ("seniority", boosts.seniority, str.strip),
-        ("title_norm.keyword", boosts.titles, str.strip),  # normalised titles, as indexed
-    )
-    for es_field, weights, key in by_field:
-        for value, weight in sorted(weights.items()):
-            factor = _bounded(weight)
-            if factor != 1.0 and key(value):
-                functions.append({"filter": {"term": {es_field: key(value)}}, "weight": factor})
-    for region, weight in sorted(boosts.regions.items()):
-        factor = _bounded(weight)
-        country, _, admin1 = region.partition("-")
-        if factor == 1.0 or not country:
-            continue
-        terms = [{"term": {"location.country": country.upper()}}]
-        if admin1:
-            terms.append({"term": {"location.region": admin1}})
-        functions.append({"filter": {"bool": {"filter": terms}}, "weight": factor})
-    far = min(1.0, _bounded(boosts.beyond_radius))
-    if far < 1.0 and understanding.locations:
-        functions.append({"filter": {"bool": {"must_not": _near(understanding)}}, "weight": far})
+    for factor in boosts.factors[:MAX_LEARNED_FACTORS]:
+        weight = _bounded(factor.weight)
+        if weight != 1.0 and factor.filter:
+            functions.append({"filter": dict(factor.filter), "weight": weight})
     return functions
-
-
-def _near(understanding: Understanding) -> list[dict[str, Any]]:
-    """Inside the radius of one of the pipeline's places (a country: lives in it), or remote when it accepts remote;
-    the location filter before any relaxation, without clause names."""
-    near: list[dict[str, Any]] = []
-    for place in understanding.locations:
-        if place.kind == "country":
-            near.append({"term": {"location.country": place.country}})
-        else:
-            near.append({"geo_distance": {"distance": f"{_km(place.radius_km)}km",
-                                          "location.geo": {"lat": place.lat, "lon": place.lon}}})
-    if understanding.remote:
-        near.append({"term": {"open_to_remote": True}})
-    return near
 
 
 def _bounded(weight: float) -> float:

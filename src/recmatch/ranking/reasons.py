@@ -13,7 +13,7 @@ from recmatch.ranking.query import required_skills
 from recmatch.ranking.understand import PipelineLocation, Understanding
 from recmatch.text.geo import haversine_km
 
-__all__ = ["RELAXED_MARKS", "HitExplanation", "Wording", "describe_hit", "matched_names"]
+__all__ = ["RELAXED_MARKS", "HitExplanation", "Wording", "matched_names"]
 
 # Why a candidate is on a list only because the query was relaxed (HitExplanation.relaxed):
 RELAXED_MARKS = (
@@ -41,13 +41,8 @@ def matched_names(hit: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(str(name) for name in matched)
 
 
-def describe_hit(*, understanding: Understanding, hit: Mapping[str, Any]) -> HitExplanation:
-    """Reasons, matched skills and distance for one search hit."""
-    return Wording(understanding).describe(hit)
-
-
 class Wording:
-    """describe_hit for the hits of one list: the clause names it looks for are spelled once, not once a hit."""
+    """Reasons, matched skills and distance for the hits of one list (clause names are spelled once a list)."""
 
     def __init__(self, understanding: Understanding) -> None:
         self.understanding = understanding

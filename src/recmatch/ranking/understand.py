@@ -45,7 +45,7 @@ TIER_WEIGHTS: Mapping[int, float] = {1: 0.5, 2: 0.35, 3: 0.2}
 # lists them all (as well as the best reading) keeps all of it.
 SKILL_FIT_FLOOR = 0.5
 # Below this best-occupation confidence a title is read weakly: candidates qualify by any of its words or the
-# pipeline's skills, not only by its occupations or all of its words (recmatch.query).
+# pipeline's skills, not only by its occupations or all of its words (recmatch.ranking.query).
 WEAK_TITLE_CONFIDENCE = 0.6
 # Places whose natural size widens the pipeline's radius (a city keeps the radius the recruiter chose).
 _WIDE_KINDS: frozenset[str] = frozenset(("metro", "region", "country"))

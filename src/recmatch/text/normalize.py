@@ -21,7 +21,6 @@ __all__ = [
     "normalize_title",
     "singular",
     "stated_seniority",
-    "title_tokens",
 ]
 
 # --- fold ---------------------------------------------------------------------------------------------------------
@@ -244,11 +243,6 @@ def normalize_title(title: str) -> str:
     tokens = [singular(token) for token in expanded]
     kept = _drop_levels(tokens)
     return " ".join(kept or tokens)
-
-
-def title_tokens(title: str) -> list[str]:
-    """The normalised title's words without stopwords, for token-overlap matching."""
-    return [token for token in normalize_title(title).split() if token not in TITLE_STOPWORDS]
 
 
 # --- skills -------------------------------------------------------------------------------------------------------

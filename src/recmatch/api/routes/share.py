@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form
 from fastapi.responses import HTMLResponse
 
 from recmatch.accounts.tokens import ShareClaims, read_share_token
-from recmatch.actions.service import action_doc_id, stub_profile
+from recmatch.actions import service as actions
 from recmatch.api.deps import EsDep, NamesDep, SecretDep
 from recmatch.core.errors import InvalidInput, RecmatchError
-from recmatch.core.es import ignoring, map_es_errors
-from recmatch.webhooks import delivery
 
 router = APIRouter(tags=["contact share"], include_in_schema=False)
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}$")
@@ -35,9 +32,20 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(PAGE.format(title=html.escape(title), body=body), status_code=status, headers=SECURITY_HEADERS)
 
 
-def _form(error: str = "", email: str = "", phone: str = "") -> str:
+def _who(claims: ShareClaims | None) -> str:
+    """Who would like to reach the candidate, about what: "rita@acme.example of Acme Staffing, about the …"."""
+    if claims is None or not (claims.recruiter or claims.company):
+        return "A recruiter would like to reach you"
+    who = html.escape(claims.recruiter or "A recruiter")
+    company = f" of <strong>{html.escape(claims.company)}</strong>" if claims.company else ""
+    role = f", about the <strong>{html.escape(claims.role)}</strong> role" if claims.role else ""
+    return f"<strong>{who}</strong>{company} would like to reach you{role}"
+
+
+def _form(error: str = "", email: str = "", phone: str = "", claims: ShareClaims | None = None) -> str:
     message = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
-    return (f"<p>A recruiter would like to reach you. Share what you are happy to share; it goes only to them.</p>"
+    recipient = html.escape(claims.recruiter) if claims is not None and claims.recruiter else "them"
+    return (f"<p>{_who(claims)}. Share what you are happy to share; it goes only to {recipient}.</p>"
             f'{message}<form method="post"><label for="email">Email</label>'
             f'<input id="email" name="email" type="email" autocomplete="email" value="{html.escape(email)}">'
             f'<label for="phone">Phone</label><input id="phone" name="phone" type="tel" autocomplete="tel" '
@@ -47,24 +55,25 @@ def _form(error: str = "", email: str = "", phone: str = "") -> str:
 @router.get("/share/{token}", response_class=HTMLResponse)
 async def share_form(token: str, secret: SecretDep) -> HTMLResponse:
     try:
-        read_share_token(secret=secret, token=token)
+        claims = read_share_token(secret=secret, token=token)
     except RecmatchError as exc:
         return _page("This link cannot be used", f"<p>{html.escape(exc.detail)}.</p>", status=exc.status_code)
-    return _page("Share your contact details", _form())
+    return _page("Share your contact details", _form(claims=claims))
 
 
 @router.post("/share/{token}", response_class=HTMLResponse)
 async def share_submit(token: str, secret: SecretDep, es: EsDep, names: NamesDep,
                        email: Annotated[str, Form(max_length=254)] = "",
                        phone: Annotated[str, Form(max_length=30)] = "") -> HTMLResponse:
+    claims = None
     try:
         claims = read_share_token(secret=secret, token=token)
         contact = _validated(email.strip(), phone.strip())
     except InvalidInput as exc:
-        return _page("Share your contact details", _form(exc.detail, email, phone), status=422)
+        return _page("Share your contact details", _form(exc.detail, email, phone, claims), status=422)
     except RecmatchError as exc:
         return _page("This link cannot be used", f"<p>{html.escape(exc.detail)}.</p>", status=exc.status_code)
-    queued = await _contact_shared(es=es, names=names, claims=claims, contact=contact)
+    queued = await actions.record_contact_shared(es=es, names=names, claims=claims, contact=contact)
     said = "Thank you: the recruiter now has your details." if queued else "You had already shared your details."
     return _page("Thank you", f"<p>{said}</p>")
 
@@ -77,24 +86,3 @@ def _validated(email: str, phone: str) -> dict[str, str]:
     if phone and not PHONE.match(phone):
         raise InvalidInput("a phone number has 6 to 30 digits, spaces, dashes or a leading +")
     return {key: value for key, value in (("email", email), ("phone", phone)) if value}
-
-
-async def _contact_shared(*, es: EsDep, names: NamesDep, claims: ShareClaims, contact: dict[str, str]) -> bool:
-    """Tell the CRM (contact.shared) once per InMail; record it on the candidate's status."""
-    with map_es_errors("reading the candidate"):
-        found = await ignoring(es, 404).get(index=names.candidates, id=claims.candidate_id)
-    candidate = stub_profile(claims.candidate_id, found.get("_source", {"name": None}))
-    now = datetime.now(UTC).isoformat()
-    with map_es_errors("recording the shared contact"):
-        await ignoring(es, 404).update(
-            index=names.index("actions"),
-            id=action_doc_id(claims.tenant_id, claims.crm_pipeline_id, claims.candidate_id),
-            doc={"contact_shared_at": now, "updated_at": now},
-        )
-    return await delivery.enqueue(
-        es=es, names=names, tenant_id=claims.tenant_id, target="crm", event="contact.shared",
-        payload={"crm_pipeline_id": claims.crm_pipeline_id, "candidate": candidate, "email": contact.get("email"),
-                 "phone": contact.get("phone"), "inmail_delivery_id": claims.delivery_id, "shared_at": now},
-        delivery_id=f"{claims.delivery_id}:contact", crm_pipeline_id=claims.crm_pipeline_id,
-        candidate_id=claims.candidate_id,
-    )

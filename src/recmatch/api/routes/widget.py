@@ -1,23 +1,26 @@
-"""The framed widget: its token, its page (with the tenant's frame-ancestors), and the CRM sandbox."""
+"""The framed widget: its token, and its page (with the tenant's frame-ancestors)."""
 
 from __future__ import annotations
 
 import html
+import json
 import secrets
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
-from recmatch.accounts.service import License, Principal, Seat, get_tenant
+from recmatch.accounts.service import Seat, check_origin, get_tenant
 from recmatch.accounts.tokens import mint_widget_token, read_widget_token
-from recmatch.api.deps import EsDep, MatchesPrincipalDep, NamesDep, SecretDep, SettingsDep, TaxonomyDep
+from recmatch.actions.registry import widget_table
+from recmatch.api.deps import EsDep, MatchesPrincipalDep, NamesDep, SecretDep, SettingsDep
 from recmatch.api.errors import responses
 from recmatch.api.routes.pipelines import PipelinePath
-from recmatch.core.errors import NotAuthenticated, NotFound, RecmatchError
-from recmatch.core.models import PipelineIn
+from recmatch.core.config import Settings
+from recmatch.core.errors import InvalidInput, NotAuthenticated, NotFound
 from recmatch.pipelines import service as pipelines
 
 WIDGET_DIR = Path(__file__).resolve().parents[2] / "widget"
@@ -32,24 +35,42 @@ class WidgetTokenOut(BaseModel):
     widget_url: str
 
 
-def _mint(*, secret: str, settings: SettingsDep, seat: Seat, crm_pipeline_id: str) -> WidgetTokenOut:
+def public_base(request: Request, settings: Settings) -> str:
+    """Where callers reach this API: RECMATCH_PUBLIC_BASE_URL when it is set, else the address this request used."""
+    if "public_base_url" in settings.model_fields_set:
+        return settings.public_base_url.rstrip("/")
+    return str(request.base_url).rstrip("/")
+
+
+def mint(*, secret: str, settings: Settings, seat: Seat, crm_pipeline_id: str, base: str) -> WidgetTokenOut:
+    """A widget token and the absolute URL that frames the widget with it (BASE: where the API is reached)."""
     token, expires_at = mint_widget_token(secret=secret, seat=seat, crm_pipeline_id=crm_pipeline_id,
                                           ttl=timedelta(seconds=settings.widget_token_ttl_s))
-    return WidgetTokenOut(token=token, expires_at=expires_at, widget_url=f"/widget/{crm_pipeline_id}?token={token}")
+    return WidgetTokenOut(token=token, expires_at=expires_at,
+                          widget_url=f"{base}/widget/{quote(crm_pipeline_id, safe='')}?token={token}")
 
 
 @router.post("/v1/pipelines/{crm_pipeline_id}/widget-token", response_model=WidgetTokenOut,
              responses=responses(401, 403, 404, 503), summary="A short-lived token for the framed widget")
-async def widget_token(crm_pipeline_id: PipelinePath, es: EsDep, names: NamesDep, secret: SecretDep,
-                       settings: SettingsDep, principal: MatchesPrincipalDep) -> WidgetTokenOut:
-    """Scoped to this pipeline and this seat, valid at most 15 minutes; the CRM frames `widget_url` with it."""
+async def widget_token(crm_pipeline_id: PipelinePath, request: Request, es: EsDep, names: NamesDep,
+                       secret: SecretDep, settings: SettingsDep, principal: MatchesPrincipalDep) -> WidgetTokenOut:
+    """Scoped to this pipeline and this seat, valid at most 15 minutes; the CRM frames `widget_url` (absolute) with
+    it, and renews it before `expires_at` by posting a fresh token to the frame (docs/widget.md)."""
     await pipelines.get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id)
-    return _mint(secret=secret, settings=settings, seat=principal.seat, crm_pipeline_id=crm_pipeline_id)
+    return mint(secret=secret, settings=settings, seat=principal.seat, crm_pipeline_id=crm_pipeline_id,
+                base=public_base(request, settings))
 
 
 def frame_ancestors(origins: list[str]) -> str:
-    """The CSP of a page the CRM frames: only the tenant's CRM origins may frame it."""
-    ancestors = " ".join(origins) or "'none'"
+    """The CSP of a page the CRM frames: only the tenant's CRM origins may frame it (exact origins only: a value
+    stored before origins were checked, such as `*`, is left out)."""
+    exact = []
+    for origin in origins:
+        try:
+            exact.append(check_origin(origin))
+        except InvalidInput:
+            continue
+    ancestors = " ".join(exact) or "'none'"
     return ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
             f"base-uri 'none'; form-action 'none'; frame-ancestors {ancestors}")
 
@@ -67,53 +88,11 @@ async def widget_page(crm_pipeline_id: PipelinePath, es: EsDep, names: NamesDep,
     except (NotAuthenticated, NotFound):
         pass
     values = {"token": token if state == "valid" else "", "pipeline_id": crm_pipeline_id, "token_state": state,
-              "parent_origins": " ".join(origins), "expires_at": expires_at, "csp_nonce": secrets.token_urlsafe(16)}
+              "parent_origins": " ".join(origins), "expires_at": expires_at, "csp_nonce": secrets.token_urlsafe(16),
+              "actions": json.dumps(widget_table(), separators=(",", ":"))}
     page = (WIDGET_DIR / "index.html").read_text(encoding="utf-8")
     for name, value in values.items():
         page = page.replace("{{" + name + "}}", html.escape(value, quote=True))
     return HTMLResponse(page, status_code=200 if state == "valid" else 401, headers={
         "Content-Security-Policy": frame_ancestors(origins), "Cache-Control": "no-store",
         "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"})
-
-
-# -- the CRM sandbox (demo only) -----------------------------------------------------------------------
-
-
-def _sandbox_enabled(request: Request) -> None:
-    if not request.app.state.settings.sandbox_enabled:
-        raise NotFound("the sandbox is off (RECMATCH_SANDBOX_ENABLED=true turns it on for demos)")
-
-
-@router.get("/sandbox", response_class=HTMLResponse, include_in_schema=False)
-async def sandbox_page(request: Request) -> HTMLResponse:
-    """A page that plays the CRM: a pipeline form, the framed widget, and the messages it posts."""
-    _sandbox_enabled(request)
-    return HTMLResponse((WIDGET_DIR / "sandbox.html").read_text(encoding="utf-8"), headers={
-        "Content-Security-Policy": "default-src 'self'; frame-src 'self'; script-src 'self'; style-src 'self'; "
-                                   "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
-        "Cache-Control": "no-store"})
-
-
-class SandboxOut(BaseModel):
-    pipeline: pipelines.PipelineView
-    widget_url: str
-    expires_at: datetime
-
-
-@router.post("/sandbox/api/pipelines/{crm_pipeline_id}", response_model=SandboxOut, include_in_schema=False)
-async def sandbox_sync(crm_pipeline_id: PipelinePath, pipeline: PipelineIn, request: Request, es: EsDep,
-                       names: NamesDep, secret: SecretDep, settings: SettingsDep,
-                       taxonomy: TaxonomyDep) -> SandboxOut:
-    """Sync a pipeline as the sandbox tenant's CRM would, and mint the widget token it would frame."""
-    _sandbox_enabled(request)
-    try:
-        tenant = await get_tenant(es=es, names=names, tenant_id=settings.sandbox_tenant)
-    except RecmatchError as exc:
-        raise NotFound(f"the sandbox tenant {settings.sandbox_tenant!r} does not exist (run `make run`)") from exc
-    seat = Seat(seat_id=f"sandbox-{tenant.tenant_id}", tenant_id=tenant.tenant_id, email="sandbox@example.com",
-                license=License.recruiter)
-    stored, _ = await pipelines.put_pipeline(es=es, names=names, principal=Principal(tenant=tenant, seat=seat),
-                                             crm_pipeline_id=crm_pipeline_id, pipeline=pipeline, taxonomy=taxonomy)
-    minted = _mint(secret=secret, settings=settings, seat=seat, crm_pipeline_id=crm_pipeline_id)
-    return SandboxOut(pipeline=pipelines.PipelineView.of(stored), widget_url=minted.widget_url,
-                      expires_at=minted.expires_at)

@@ -1,11 +1,12 @@
-"""The outbox: signed webhooks to a tenant's CRM and messaging endpoints, retried with backoff, dead after N tries."""
+"""The delivery worker: claims due outbox entries, sends them in the tenant's webhook format, records the result.
+
+Claims use Elasticsearch optimistic concurrency (if_seq_no/if_primary_term), so two workers never send one entry
+at the same time; an entry whose worker died is due again once its claim expires.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import json
 import logging
 import os
 import secrets
@@ -14,130 +15,30 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
+from urllib.parse import urlsplit
 
 import elasticsearch
 import httpx
 from elasticsearch import AsyncElasticsearch
-from pydantic import BaseModel
-from tenacity import RetryCallState, Retrying, wait_exponential, wait_random
 
 from recmatch.accounts import service as accounts
+from recmatch.core import egress
 from recmatch.core.config import Settings
-from recmatch.core.errors import Conflict, InvalidInput, NotFound, RecmatchError
-from recmatch.core.es import IndexNames, ignoring, map_es_errors
+from recmatch.core.errors import NotFound, RecmatchError
+from recmatch.core.es import IndexNames, map_es_errors
+from recmatch.webhooks.formats import OutboxMessage, webhook_format
+from recmatch.webhooks.outbox import iso, unclaimed, utc_now
+from recmatch.webhooks.signing import backoff_seconds
 
 log = logging.getLogger("recmatch.delivery")
 
-Target = Literal["crm", "messaging"]
-DeliveryStatus = Literal["pending", "delivering", "delivered", "dead"]
-
-SIGNATURE_HEADER = "X-Recmatch-Signature"
-EVENT_HEADER = "X-Recmatch-Event"
-DELIVERY_HEADER = "X-Recmatch-Delivery"
-ATTEMPT_HEADER = "X-Recmatch-Attempt"
 USER_AGENT = "recmatch-webhooks/1"
-
 # A claim outlives one send (bounded by delivery_timeout) by this much; after it, another worker may take the entry.
 CLAIM_MARGIN_S = 30.0
 SEND_CONCURRENCY = 10
-MAX_DELIVERY_ID = 512  # Elasticsearch's limit on a document id, in bytes
-ERROR_BODY_CHARS = 200
-
-
-# -- signing (pure) -----------------------------------------------------------------------------------------
-
-
-def _as_bytes(body: bytes | str) -> bytes:
-    return body.encode() if isinstance(body, str) else body
-
-
-def sign(secret: str, body: bytes | str, timestamp: int) -> str:
-    """The X-Recmatch-Signature value: `t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>`."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + _as_bytes(body), hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={mac}"
-
-
-def verify(secret: str, body: bytes | str, header: str, tolerance_s: int = 300, now: float | None = None) -> bool:
-    """True when the header signs this exact body with this secret, within tolerance_s of now (constant-time)."""
-    timestamp: int | None = None
-    candidates: list[str] = []
-    for part in header.split(","):
-        key, _, value = part.strip().partition("=")
-        if key == "t":
-            try:
-                timestamp = int(value)
-            except ValueError:
-                return False
-        elif key == "v1":
-            candidates.append(value)
-    if timestamp is None or not candidates:
-        return False
-    if abs((time.time() if now is None else now) - timestamp) > tolerance_s:
-        return False
-    expected = sign(secret, body, timestamp).partition(",v1=")[2].encode()
-    # Check every v1 (a receiver may see two while a secret rotates) so timing does not depend on which matched.
-    matched = [hmac.compare_digest(expected, candidate.encode()) for candidate in candidates]
-    return any(matched)
-
-
-def envelope(*, delivery_id: str, event: str, created_at: str, tenant_id: str, payload: dict[str, Any]) -> bytes:
-    """The request body: the same bytes on every try, so a receiver can dedupe and verify it."""
-    document = {"id": delivery_id, "event": event, "created_at": created_at, "tenant_id": tenant_id, "data": payload}
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def backoff_seconds(*, attempts: int, base: float, cap: float) -> float:
-    """Wait before the next try after `attempts` tries: base·2^(attempts-1) capped, plus up to base of jitter."""
-    wait = wait_exponential(multiplier=base, max=cap) + wait_random(0, base)
-    state = RetryCallState(retry_object=Retrying(), fn=None, args=(), kwargs={})
-    state.attempt_number = max(1, attempts)
-    return float(wait(state))
-
-
-# -- enqueue ------------------------------------------------------------------------------------------------
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds")
-
-
-async def enqueue(
-    *,
-    es: AsyncElasticsearch,
-    names: IndexNames,
-    tenant_id: str,
-    target: Target,
-    event: str,
-    payload: dict[str, Any],
-    delivery_id: str,
-    crm_pipeline_id: str | None = None,
-    candidate_id: str | None = None,
-) -> bool:
-    """Add a pending delivery; False when this delivery_id is already in the outbox (enqueue is idempotent)."""
-    if not delivery_id or len(delivery_id.encode()) > MAX_DELIVERY_ID:
-        raise InvalidInput(f"delivery_id must be 1 to {MAX_DELIVERY_ID} bytes")
-    now = _iso(_now())
-    document = {
-        "delivery_id": delivery_id, "tenant_id": tenant_id, "target": target, "event": event,
-        "crm_pipeline_id": crm_pipeline_id, "candidate_id": candidate_id, "payload": payload,
-        "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now,
-    }
-    with map_es_errors("adding a delivery to the outbox"):
-        try:
-            await es.create(index=names.index("outbox"), id=delivery_id, document=document)
-        except elasticsearch.ConflictError:
-            return False
-    return True
-
-
-# -- the worker ---------------------------------------------------------------------------------------------
 
 
 class Outcome(StrEnum):
@@ -202,8 +103,8 @@ async def deliver_due(
     limit: int = 50,
 ) -> DeliveryRound:
     """Claim and send up to `limit` due deliveries, recording each result."""
-    index = names.index("outbox")
-    now = _iso(_now())
+    index = names.outbox
+    now = iso(utc_now())
     with map_es_errors("looking for due deliveries"):
         # Search is near-realtime. A refresh per round (about one a second per worker; a no-op when nothing was
         # written) makes entries visible as soon as they are enqueued, and lets `deliver --once` see everything.
@@ -242,7 +143,7 @@ async def _write(es: AsyncElasticsearch, names: IndexNames, hit_id: str, guard: 
     """Change an entry only if nobody changed it since `guard` (seq_no, primary_term); None if somebody did."""
     with map_es_errors("updating a delivery"):
         try:
-            return await es.update(index=names.index("outbox"), id=hit_id, doc=changes,
+            return await es.update(index=names.outbox, id=hit_id, doc=changes,
                                    if_seq_no=guard[0], if_primary_term=guard[1])
         except elasticsearch.ConflictError:
             return None
@@ -263,7 +164,7 @@ async def _deliver_one(
     hit: dict[str, Any], tenants: dict[str, accounts.Tenant | None],
 ) -> Outcome:
     entry = hit["_source"]
-    now = _now()
+    now = utc_now()
     guard = (hit["_seq_no"], hit["_primary_term"])
     if entry["status"] == "delivering" and entry["attempts"] >= settings.delivery_max_attempts:
         error = (f"the worker {entry.get('claimed_by')} stopped while sending try {entry['attempts']} "
@@ -274,7 +175,7 @@ async def _deliver_one(
     attempts = entry["attempts"] + 1
     claim = await _write(es, names, hit["_id"], guard, {
         "status": "delivering", "claimed_by": worker_id, "attempts": attempts,
-        "claimed_until": _iso(now + timedelta(seconds=settings.delivery_timeout + CLAIM_MARGIN_S)),
+        "claimed_until": iso(now + timedelta(seconds=settings.delivery_timeout + CLAIM_MARGIN_S)),
     })
     if claim is None:
         return Outcome.skipped
@@ -282,18 +183,18 @@ async def _deliver_one(
 
     sent = await _send(es=es, names=names, settings=settings, http=http, entry=entry, attempts=attempts,
                        tenants=tenants)
-    done = _now()
+    done = utc_now()
     if sent.ok:
-        changes, outcome = {"status": "delivered", "delivered_at": _iso(done),
-                            "last_status_code": sent.status_code, **_unclaimed()}, Outcome.delivered
+        changes, outcome = {"status": "delivered", "delivered_at": iso(done),
+                            "last_status_code": sent.status_code, **unclaimed()}, Outcome.delivered
     elif sent.permanent or attempts >= settings.delivery_max_attempts:
         error = sent.error if sent.permanent else f"{sent.error} (gave up after {attempts} tries)"
         changes, outcome = {**_dead(done, error), "last_status_code": sent.status_code}, Outcome.dead
     else:
         wait = backoff_seconds(attempts=attempts, base=settings.delivery_backoff_base,
                                cap=settings.delivery_backoff_cap)
-        changes = {"status": "pending", "next_attempt_at": _iso(done + timedelta(seconds=wait)),
-                   "last_error": sent.error, "last_status_code": sent.status_code, **_unclaimed()}
+        changes = {"status": "pending", "next_attempt_at": iso(done + timedelta(seconds=wait)),
+                   "last_error": sent.error, "last_status_code": sent.status_code, **unclaimed()}
         outcome = Outcome.retrying
     if await _write(es, names, hit["_id"], guard, changes) is None:
         # Our claim expired and another worker took the entry: it will send again; receivers dedupe on the id.
@@ -303,12 +204,8 @@ async def _deliver_one(
     return outcome
 
 
-def _unclaimed() -> dict[str, Any]:
-    return {"claimed_by": None, "claimed_until": None}
-
-
 def _dead(moment: datetime, error: str) -> dict[str, Any]:
-    return {"status": "dead", "dead_at": _iso(moment), "last_error": error, **_unclaimed()}
+    return {"status": "dead", "dead_at": iso(moment), "last_error": error, **unclaimed()}
 
 
 async def _send(
@@ -327,31 +224,42 @@ async def _send(
         return _Sent(ok=False, permanent=True,
                      error=f"tenant {tenant.tenant_id} has no {entry['target']} webhook URL ({field}); "
                            "set it, then retry this delivery")
-    body = envelope(delivery_id=entry["delivery_id"], event=entry["event"], created_at=entry["created_at"],
-                    tenant_id=entry["tenant_id"], payload=entry.get("payload") or {})
-    headers = {
-        "Content-Type": "application/json",
-        EVENT_HEADER: entry["event"],
-        DELIVERY_HEADER: entry["delivery_id"],
-        ATTEMPT_HEADER: str(attempts),
-        SIGNATURE_HEADER: sign(tenant.webhook_secret.get_secret_value(), body, int(time.time())),
-    }
+    message = OutboxMessage(delivery_id=entry["delivery_id"], event=entry["event"], created_at=entry["created_at"],
+                            tenant_id=entry["tenant_id"], payload=entry.get("payload") or {}, attempt=attempts)
+    request = webhook_format(tenant.webhook_format).request(
+        message=message, secret=tenant.webhook_secret.get_secret_value(), timestamp=int(time.time()))
+    body, headers = request.body, {"Content-Type": request.content_type, **request.headers}
+    try:
+        async with asyncio.timeout(settings.delivery_timeout):
+            destination = await egress.resolve(url, settings)
+    except TimeoutError:
+        return _Sent(ok=False, error=f"its host name did not resolve within {settings.delivery_timeout:g} s")
+    except egress.RefusedDestination as exc:
+        # Permanent until the URL (or the operator's allowed networks) changes: fix it, then retry the delivery.
+        return _Sent(ok=False, permanent=True, error=f"the {field} is refused: {exc}")
+    headers["Host"] = urlsplit(url).netloc.rpartition("@")[2]
     timeout = settings.delivery_timeout
     try:
         # httpx's timeout bounds each phase (connect, each read); asyncio.timeout bounds the whole exchange.
-        async with asyncio.timeout(timeout):
-            response = await http.post(url, content=body, headers=headers, timeout=timeout)
-    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-        return _Sent(ok=False, permanent=True, error=f"the {field} {url!r} is not a usable URL: {exc}")
+        # The request goes to the address just checked, so a name cannot resolve elsewhere in between; it is
+        # streamed and its body never read: only the status counts, whatever the receiver sends back.
+        async with asyncio.timeout(timeout), http.stream(
+                "POST", destination.pinned_url, content=body, headers=headers, timeout=timeout,
+                extensions={"sni_hostname": destination.host}) as response:
+            status_code = response.status_code
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol):
+        return _Sent(ok=False, permanent=True, error=f"the {field} is not a usable URL")
     except (TimeoutError, httpx.TimeoutException):
-        return _Sent(ok=False, error=f"no answer from {url} within {timeout:g} s")
-    except httpx.HTTPError as exc:
-        return _Sent(ok=False, error=f"{type(exc).__name__} on {url}: {exc}".rstrip(": "))
-    if response.is_success:
-        return _Sent(ok=True, status_code=response.status_code)
-    snippet = response.text[:ERROR_BODY_CHARS].strip()
-    return _Sent(ok=False, status_code=response.status_code,
-                 error=f"{url} answered {response.status_code}" + (f": {snippet}" if snippet else ""))
+        return _Sent(ok=False, error=f"no answer within {timeout:g} s")
+    except httpx.ConnectError:
+        return _Sent(ok=False, error="could not connect to the receiver")
+    except httpx.HTTPError:
+        return _Sent(ok=False, error="the exchange with the receiver failed")
+    if 200 <= status_code < 300:
+        return _Sent(ok=True, status_code=status_code)
+    # Only the status and fixed words: a receiver's body (maybe an internal page) never reaches a tenant or a log.
+    return _Sent(ok=False, status_code=status_code,
+                 error=f"answered {status_code}: {egress.status_reason(status_code)}")
 
 
 async def run_worker(
@@ -359,7 +267,7 @@ async def run_worker(
     limit: int = 50,
 ) -> None:
     """Deliver due entries every poll interval until `stop` is set; errors are logged and backed off, never fatal."""
-    log.info("delivery worker %s started (outbox %s)", worker_id, names.index("outbox"))
+    log.info("delivery worker %s started (outbox %s)", worker_id, names.outbox)
     failures = 0
     async with make_http_client() as http:
         while not stop.is_set():
@@ -403,66 +311,3 @@ async def background_worker(
             await asyncio.wait_for(task, timeout=settings.delivery_timeout + 5)
         except TimeoutError:
             log.warning("delivery worker did not stop in time; cancelled")
-
-
-# -- admin: list and retry ----------------------------------------------------------------------------------
-
-
-class Delivery(BaseModel):
-    """An outbox entry as an admin sees it."""
-
-    delivery_id: str
-    target: Target
-    event: str
-    status: DeliveryStatus
-    attempts: int
-    crm_pipeline_id: str | None = None
-    candidate_id: str | None = None
-    created_at: datetime
-    next_attempt_at: datetime | None = None
-    delivered_at: datetime | None = None
-    dead_at: datetime | None = None
-    last_error: str | None = None
-    last_status_code: int | None = None
-
-
-class DeliveryList(BaseModel):
-    total: int
-    deliveries: list[Delivery]
-
-
-async def list_deliveries(
-    *, es: AsyncElasticsearch, names: IndexNames, tenant_id: str, status: DeliveryStatus | None = None,
-    limit: int = 50,
-) -> DeliveryList:
-    """The tenant's deliveries, newest first, optionally of one status."""
-    filters: list[dict[str, Any]] = [{"term": {"tenant_id": tenant_id}}]
-    if status is not None:
-        filters.append({"term": {"status": status}})
-    with map_es_errors("listing deliveries"):
-        found = await es.search(index=names.index("outbox"), query={"bool": {"filter": filters}}, size=limit,
-                                sort=[{"created_at": "desc"}, {"delivery_id": "asc"}], source_excludes=["payload"],
-                                track_total_hits=True)
-    return DeliveryList(total=found["hits"]["total"]["value"],
-                        deliveries=[Delivery.model_validate(hit["_source"]) for hit in found["hits"]["hits"]])
-
-
-async def retry_delivery(*, es: AsyncElasticsearch, names: IndexNames, tenant_id: str, delivery_id: str) -> Delivery:
-    """Put a dead delivery back in the queue now, with its tries reset."""
-    index = names.index("outbox")
-    with map_es_errors("reading a delivery"):
-        found = await ignoring(es, 404).get(index=index, id=delivery_id)
-    # Another tenant's entry answers exactly like a missing one.
-    if not found.get("found") or found["_source"]["tenant_id"] != tenant_id:
-        raise NotFound(f"no delivery {delivery_id!r}")
-    if found["_source"]["status"] != "dead":
-        raise Conflict(f"delivery {delivery_id!r} is {found['_source']['status']}; only dead deliveries can be retried")
-    changes = {"status": "pending", "attempts": 0, "next_attempt_at": _iso(_now()), "dead_at": None, **_unclaimed()}
-    with map_es_errors("retrying a delivery"):
-        try:
-            # wait_for: the admin's next list already shows it pending.
-            await es.update(index=index, id=delivery_id, doc=changes, if_seq_no=found["_seq_no"],
-                            if_primary_term=found["_primary_term"], refresh="wait_for")
-        except elasticsearch.ConflictError:
-            raise Conflict(f"delivery {delivery_id!r} changed meanwhile; list it again") from None
-    return Delivery.model_validate({**found["_source"], **changes})
