@@ -49,8 +49,11 @@ def main(
     rounds: Annotated[int, typer.Option(help="measured rounds")] = 200,
     pipelines: Annotated[int, typer.Option(help="distinct pipelines cycled through")] = 50,
     keep_index: Annotated[bool, typer.Option(help="keep the benchmark index for the next run")] = True,
+    prefix: Annotated[str | None, typer.Option(help="index prefix (default: benchm<docs>)")] = None,
 ) -> None:
     settings = pool_settings(docs)
+    if prefix is not None:
+        settings = settings.model_copy(update={"index_prefix": prefix})
     names = IndexNames(settings.index_prefix)
     es = make_client(settings)
     print(f"index: {names.candidates} with {ensure_pool(settings, docs):,} candidates")
@@ -85,7 +88,8 @@ def main(
             http.get(f"/v1/pipelines/{crm_id}/matches", params={"page": 2, "snapshot": listing["snapshot"]})
             cached_seconds = time.perf_counter() - start
             base_took = es.search(index=names.candidates,
-                                  body=baseline_query(title=spec.title, skills=spec.skills, size=125))["took"]
+                                  body=baseline_query(title=spec.title, skills=spec.skills, size=125,
+                                                      understanding=understanding))["took"]
             if number >= 5:
                 fresh.append(api_seconds * 1000)
                 raw.append(raw_seconds * 1000)

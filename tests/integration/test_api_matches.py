@@ -342,13 +342,14 @@ def test_a_non_remote_pipeline_is_never_padded_from_other_continents(app_client:
                for c in candidates)
 
 
-def test_a_senior_title_never_lists_juniors_above_equally_matched_seniors(app_client: TestClient, seats: Seats):
+def test_a_senior_title_never_lists_juniors_above_equally_matched_seniors(app_client: TestClient, seats: Seats,
+                                                                          operator_key: str):
     twin = {"title": "Software Engineer", "skills": ["Zyxlang"], "open_to_remote": True,
             "location": {"name": "Austin, TX, US"}}
     for cid, level in (("c-junior-twin", "junior"), ("c-senior-twin", "senior")):
         upserted = app_client.put(f"/v1/admin/candidates/{cid}", json={**twin, "candidate_id": cid,
                                                                         "name": f"{level} twin", "seniority": level},
-                                  headers=seats.auth(seats.admin))
+                                  headers=seats.auth(operator_key))
         assert upserted.status_code == 200
     senior = {"title": "Senior Software Engineer", "skills": ["Zyxlang"], "locations": ["Remote"]}
     app_client.put("/v1/pipelines/p-senior", json=senior, headers=seats.auth(seats.recruiter))

@@ -198,3 +198,9 @@ def test_a_stored_understanding_without_the_new_fields_reads_as_a_resolved_title
     del data["title_confidence"], data["seniority"]
     old = Understanding.from_dict(data)
     assert old.title_confidence == 1.0 and old.seniority is None and not old.weak_title
+
+
+def test_skills_differing_only_in_case_are_one_skill_shown_once():
+    understanding = understand(pipeline=PipelineIn(title="Nurse", skills=["Epic", "epic", "EPIC", " Epic "]),
+                               taxonomy=TAXONOMY)
+    assert [(skill.name, skill.display) for skill in understanding.skills] == [("epic systems", "Epic")]

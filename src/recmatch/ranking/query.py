@@ -27,11 +27,13 @@ into words)::
     title.past_occupation:<code>        a past title maps to an occupation the pipeline title maps to
     title.past_words                    every word of the pipeline title is in a past title
     skill:<normalised skill>            has this pipeline skill
-    seniority                           the level the pipeline title states ("Senior ..."), or next to it
-    location:<i>                        within the radius of the pipeline's i-th resolved place (a country:
-                                        lives in it); in the filter, so matched only before any_location
-    remote                              open to remote work, and the pipeline accepts remote (in the location
-                                        filter when the pipeline has places, else a slight score preference)
+    seniority, seniority.near           the level the pipeline title states ("Senior ..."), or one next to it
+    title.past_some_words               some of the title's words in a past title
+    location:<i>                        within the (possibly widened) radius of the pipeline's i-th resolved place
+                                        (a country: lives in it); in the location filter
+    remote                              open to remote work, and the pipeline accepts remote or was relaxed to
+                                        remote_candidates (in the location filter when the pipeline has places,
+                                        else a slight score preference)
 
 Who qualifies by title: a candidate whose title has all of the pipeline title's words, or one of its occupations.
 A title that resolves weakly (``Understanding.weak_title``: no occupation reading at WEAK_TITLE_CONFIDENCE) filters
