@@ -13,6 +13,12 @@ from elasticsearch import Elasticsearch
 from recmatch.core.config import ES_VERSION, Settings
 from recmatch.core.es import make_client
 
+# Test webhooks go to receivers on loopback over http: allowed here as an operator would allow a network, and only
+# here (tests of the refusals use settings without it). Secrets are sealed at rest as a deployment should.
+os.environ.setdefault("RECMATCH_WEBHOOK_ALLOW_HTTP", "true")
+os.environ.setdefault("RECMATCH_WEBHOOK_ALLOWED_NETWORKS", '["127.0.0.0/8"]')
+os.environ.setdefault("RECMATCH_SECRETS_KEY", "bm90LWEtcmVhbC1zZWNyZXQtb25seS1mb3ItdGVzdHM=")
+
 
 def _answers(url: str) -> bool:
     """The first node RECMATCH_ES_URL names (it may name several, comma-separated) answers."""

@@ -64,8 +64,9 @@ def e2e_settings(settings: Settings) -> Settings:
 
 @pytest.fixture(scope="session")
 def e2e_pool(e2e_settings: Settings, es: Elasticsearch, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """3,000 demo candidates from the generator, loaded through a real reindex."""
-    return load_demo_pool(e2e_settings, es, tmp_path_factory.mktemp("e2e-pool"))
+    """6,000 demo candidates from the generator, loaded through a real reindex."""
+    # the pool spans all 1,016 occupations: 6,000 give the sandbox's backend pipeline a full list of 125
+    return load_demo_pool(e2e_settings, es, tmp_path_factory.mktemp("e2e-pool"), count=6000)
 
 
 def _free_port() -> int:
@@ -82,7 +83,7 @@ class Server:
     settings: Settings
 
     def url(self, path: str) -> str:
-        return f"{self.base_url}{path}"
+        return path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
 
     def sync(self, crm_pipeline_id: str, **pipeline: Any) -> dict[str, Any]:
         """What the sandbox page does on "Save pipeline": sync as the sandbox tenant, get a widget URL."""
@@ -108,6 +109,7 @@ def server(e2e_settings: Settings, e2e_pool: Path, tmp_path_factory: pytest.Temp
     with ThreadPoolExecutor(1) as thread:  # Playwright's sync API may already run an event loop in this thread
         tenant = thread.submit(run_async, e2e_settings, lambda es, names: accounts.create_tenant(
             es=es, names=names, name="E2E CRM", crm_provider="demo-crm", crm_origins=[base_url],
+            messaging_webhook_url="http://127.0.0.1:9/messaging",  # configured (nothing listens: deliveries retry)
             tenant_id=f"e2e-{uuid.uuid4().hex[:8]}")).result()
     secret = secrets.token_urlsafe(48)
     env = {

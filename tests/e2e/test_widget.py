@@ -121,7 +121,8 @@ def test_save_dismiss_and_export_change_cards_in_place_teach_the_learned_strip_a
     expect(dismissed).to_have_class(re.compile(r"\brm-card--dismissed\b"))
 
     allowed = cards(widget).evaluate_all(
-        "nodes => nodes.map(node => !node.querySelector('[data-action=export]').hasAttribute('aria-disabled'))")
+        "nodes => nodes.map(node => node.querySelector('[data-action=export]')"
+        "?.hasAttribute('aria-disabled') === false)")
     exportable = cards(widget).nth(allowed.index(True, 2))  # neither the saved nor the dismissed one
     exported_id = exportable.get_attribute("data-candidate-id")
     exportable.locator('[data-action="export"]').click()
@@ -223,7 +224,8 @@ def test_export_is_explained_when_the_candidate_does_not_allow_it(
     expect(widget_frame.locator("#pipeline-title")).to_have_text("Data Scientist")
     expect(cards(widget)).to_have_count(25)
     allowed = cards(widget).evaluate_all(
-        "nodes => nodes.map(node => !node.querySelector('[data-action=export]').hasAttribute('aria-disabled'))")
+        "nodes => nodes.map(node => node.querySelector('[data-action=export]')"
+        "?.hasAttribute('aria-disabled') === false)")
     position = allowed.index(True)
     first = cards(widget).nth(position)
     candidate_id = first.get_attribute("data-candidate-id")
@@ -303,7 +305,8 @@ def test_a_token_that_expires_while_open_turns_into_the_reopen_state_on_the_next
 def test_a_pipeline_nobody_matches_shows_what_was_relaxed_and_the_unplaced_location(
     page: Any, server: Server, artifacts: Path
 ):
-    synced = server.sync("e2e-empty", title="Zzyzx Qwerty Wrangler", locations=["Atlantis Nowhere"],
+    # a title and a skill no candidate shares anything with: the only way a list is empty
+    synced = server.sync("e2e-empty", title="Zzyzx Qwxvb", locations=["Atlantis Nowhere"],
                          skills=["Frobnication"], remote_ok=False)
     page.goto(server.url(synced["widget_url"]))
     state = page.locator("#state")
@@ -316,6 +319,26 @@ def test_a_pipeline_nobody_matches_shows_what_was_relaxed_and_the_unplaced_locat
     expect(page.locator("#pager")).to_be_hidden()
     expect(cards(page)).to_have_count(0)
     page.screenshot(path=artifacts / "empty-1200.png")
+
+
+def test_a_relaxed_list_says_what_was_relaxed_and_marks_who_is_outside_the_radius(
+    page: Any, server: Server, artifacts: Path
+):
+    synced = server.sync("e2e-relaxed", title="Registered Nurse", locations=["Austin, TX"], skills=[],
+                         remote_ok=False, radius_km=80)
+    page.goto(server.url(synced["widget_url"]))
+    notice = page.locator("#relaxation")
+    expect(notice).to_be_visible(timeout=60_000)
+    expect(notice).to_contain_text("widened the search radius")
+    expect(notice).to_contain_text("Candidates listed only because of this are marked")
+    outside = page.locator('#list .rm-badge--relaxed[data-relaxed="outside_radius"]')
+    expect(outside.first).to_have_text("outside your 80 km")
+    marked = page.locator("#list > li.rm-card").filter(has=outside)
+    # every marked card lives farther than 80 km (its distance is printed next to its location)
+    for text in marked.locator(".rm-where").all_inner_texts():
+        found = re.search(r"([\d,]+) km from", text)
+        assert found and int(found.group(1).replace(",", "")) > 80, text
+    page.screenshot(path=artifacts / "relaxed-1200.png")
 
 
 def test_an_unavailable_search_shows_the_error_with_retry(page: Any, server: Server):
@@ -402,7 +425,8 @@ def test_keyboard_tab_reaches_the_first_save_button_and_enter_saves(page: Any, s
     expect(first.locator(".rm-badge--status")).to_have_text("Saved")
     expect(widget.locator(first_save)).to_be_focused()  # the card was redrawn in place; focus stayed
 
-    page.keyboard.press("Shift+Tab")  # back to "Why?"
+    for _ in range(3):  # back past the selection box and "Details" to "Why?"
+        page.keyboard.press("Shift+Tab")
     toggle = first.locator(".rm-why-toggle")
     expect(toggle).to_be_focused()
     page.keyboard.press("Space")

@@ -67,7 +67,12 @@ def recmatch_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment of a recmatch subprocess for these settings (RECMATCH_ variables of ours win)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("RECMATCH_")}
     env.update({"RECMATCH_ES_URL": settings.es_url, "RECMATCH_INDEX_PREFIX": settings.index_prefix,
-                "RECMATCH_CACHE_DIR": str(settings.cache_dir), **extra})
+                "RECMATCH_CACHE_DIR": str(settings.cache_dir),
+                # The receivers listen on loopback, and the tenants' secrets are sealed with the session's key.
+                "RECMATCH_WEBHOOK_ALLOW_HTTP": str(settings.webhook_allow_http).lower(),
+                "RECMATCH_WEBHOOK_ALLOWED_NETWORKS": json.dumps(settings.webhook_allowed_networks), **extra})
+    if settings.secrets_key is not None:
+        env["RECMATCH_SECRETS_KEY"] = settings.secrets_key.get_secret_value()
     return env
 
 

@@ -89,7 +89,7 @@ def test_receiver_down_for_a_while_gets_every_delivery_exactly_once(cfg: Setting
                 tried = _outbox(es, names, ids[BEFORE:])
                 figures["tries_while_down"] = sum(entry["attempts"] for entry in tried.values())
                 assert all(entry["attempts"] >= 2 and entry["status"] != "delivered" for entry in tried.values()), tried
-                assert "ConnectError" in next(iter(tried.values()))["last_error"]
+                assert "could not connect" in next(iter(tried.values()))["last_error"]
 
                 receiver = IdempotentReceiver(store, port=port, slow=SLOW_ANSWERS, slow_seconds=1.5).start()
                 figures["caught_up_after_back_s"] = round(await wait_for(

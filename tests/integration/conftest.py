@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from recmatch.api.app import create_app
 from recmatch.core.config import Settings
-from tests.integration.support import Seats, load_demo_pool, make_tenant
+from tests.integration.support import Seats, load_demo_pool, make_operator, make_tenant
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,3 +41,8 @@ def seats(api_settings: Settings, app_client: TestClient) -> Seats:
 @pytest.fixture(scope="session")
 def other_tenant(api_settings: Settings, app_client: TestClient) -> Seats:
     return make_tenant(api_settings)
+
+
+@pytest.fixture(scope="session")
+def operator_key(api_settings: Settings, app_client: TestClient) -> str:
+    return make_operator(api_settings)

@@ -11,6 +11,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from recmatch.accounts import operators
 from recmatch.accounts import service as accounts
 from recmatch.core.config import Settings
 from recmatch.core.es import run_with_async_client
@@ -54,6 +55,13 @@ def make_tenant(settings: Settings, **flags: Any) -> Seats:
     return run_async(settings, work)
 
 
+def make_operator(settings: Settings) -> str:
+    """An operator key (operators alone write the shared candidate pool)."""
+    async def work(es, names):
+        _, key = await operators.create_operator(es=es, names=names, email="olga.operator@example.com")
+        return key
+
+    return run_async(settings, work)
 
 
 def load_demo_pool(settings: Settings, es: Elasticsearch, directory: Path, *, count: int = 3000) -> Path:

@@ -159,6 +159,9 @@ def test_inmail_carries_a_share_link_and_shared_contact_reaches_the_crm(world: W
     path = share_url.split("://", 1)[1].split("/", 1)[1]
     form = world.client.get(f"/{path}")
     assert form.status_code == 200 and 'name="email"' in form.text
+    # The page says who would like to reach the candidate, for which company and role.
+    assert re.search(r"<strong>\S+@example.com</strong> of <strong>Acme [0-9a-f]{4}</strong> would like to reach you, "
+                     r"about the <strong>[^<]+</strong> role", form.text), form.text
     assert world.client.post(f"/{path}", data={"email": "not-an-email"}).status_code == 422
     done = world.client.post(f"/{path}", data={"email": "nia@example.org", "phone": "+1 617 555 0100"})
     assert done.status_code == 200 and "Thank you" in done.text

@@ -13,10 +13,11 @@ from recmatch.api.app import create_app
 from recmatch.api.deps import get_today
 from recmatch.core.ids import pipeline_doc_id
 from recmatch.core.models import PipelineIn
-from recmatch.matches import refresh, snapshots
+from recmatch.matches import refresh
 from recmatch.matches import service as matches
 from recmatch.matches.memory import UNSTORED_AT_MOST, ListMemory
 from recmatch.pipelines import service as pipelines
+from recmatch.snapshots import store as snapshots
 from recmatch.text.taxonomy import get_taxonomy
 from tests.integration.support import Seats, run_async
 
@@ -52,9 +53,11 @@ def test_list_has_125_ranked_candidates_with_reasons(app_client: TestClient, sea
     app_client.put("/v1/pipelines/p-backend", json=BACKEND, headers=seats.auth(seats.recruiter))
     pages = all_pages(app_client, seats.recruiter, "p-backend")
     candidates = [c for page in pages for c in page["candidates"]]
-    assert len(candidates) == pages[0]["total"] == 125
-    assert [c["rank"] for c in candidates] == list(range(1, 126))
-    assert len({c["candidate_id"] for c in candidates}) == 125
+    # the 3,000-candidate pool spans every occupation: the list is as long as who is within reach or remote
+    total = pages[0]["total"]
+    assert len(candidates) == total and 100 <= total <= 125
+    assert [c["rank"] for c in candidates] == list(range(1, total + 1))
+    assert len({c["candidate_id"] for c in candidates}) == total
     scores = [c["score"] for c in candidates]
     assert scores == sorted(scores, reverse=True) and min(scores) >= 0
     top = candidates[0]
@@ -62,14 +65,14 @@ def test_list_has_125_ranked_candidates_with_reasons(app_client: TestClient, sea
     assert set(top["matched_skills"]) <= {"Python", "JavaScript", "SQL"}
 
 
-def test_pages_never_reshuffle_under_a_snapshot(app_client: TestClient, seats: Seats):
+def test_pages_never_reshuffle_under_a_snapshot(app_client: TestClient, seats: Seats, operator_key: str):
     app_client.put("/v1/pipelines/p-stable", json=BACKEND, headers=seats.auth(seats.recruiter))
     before = all_pages(app_client, seats.recruiter, "p-stable")
     # A perfect new candidate arrives: the snapshot being paged does not change.
     perfect = {"candidate_id": "c-perfect", "name": "Pat Perfect", "title": "Senior Software Engineer",
                "skills": ["Python", "JavaScript", "SQL"], "open_to_remote": True,
                "location": {"name": "San Francisco, CA, US"}}
-    upserted = app_client.put("/v1/admin/candidates/c-perfect", json=perfect, headers=seats.auth(seats.admin))
+    upserted = app_client.put("/v1/admin/candidates/c-perfect", json=perfect, headers=seats.auth(operator_key))
     assert upserted.status_code == 200
     after = all_pages(app_client, seats.recruiter, "p-stable", snapshot=before[0]["snapshot"])
     assert ids(after) == ids(before)
@@ -90,7 +93,8 @@ def test_field_change_makes_a_new_snapshot(app_client: TestClient, seats: Seats)
     assert any("nurse" in c["title"].lower() for c in second["candidates"][:5])
 
 
-def test_a_new_day_makes_a_new_snapshot_and_marks_new_candidates(app_client: TestClient, seats: Seats, moving_day):
+def test_a_new_day_makes_a_new_snapshot_and_marks_new_candidates(app_client: TestClient, seats: Seats,
+                                                                 operator_key: str, moving_day):
     app_client.put("/v1/pipelines/p-daily", json=BACKEND, headers=seats.auth(seats.recruiter))
     day = date(2030, 1, 10)
     moving_day(day)
@@ -99,7 +103,7 @@ def test_a_new_day_makes_a_new_snapshot_and_marks_new_candidates(app_client: Tes
     newcomer = {"candidate_id": "c-newcomer", "name": "Nia New", "title": "Senior Software Engineer",
                 "skills": ["Python", "JavaScript", "SQL"], "open_to_remote": True, "years_experience": 9,
                 "location": {"name": "Oakland, CA, US"}}
-    app_client.put("/v1/admin/candidates/c-newcomer", json=newcomer, headers=seats.auth(seats.admin))
+    app_client.put("/v1/admin/candidates/c-newcomer", json=newcomer, headers=seats.auth(operator_key))
     moving_day(day + timedelta(days=1))
     second = app_client.get("/v1/pipelines/p-daily/matches?page_size=125", headers=seats.auth(seats.recruiter)).json()
     assert second["snapshot"] != first["snapshot"]
@@ -184,11 +188,11 @@ def test_explain_returns_the_exact_search_body(app_client: TestClient, seats: Se
     assert plain["query"] is None
 
 
-def test_erased_candidate_disappears_from_the_list_at_once(app_client: TestClient, seats: Seats):
+def test_erased_candidate_disappears_from_the_list_at_once(app_client: TestClient, seats: Seats, operator_key: str):
     app_client.put("/v1/pipelines/p-erase", json=BACKEND, headers=seats.auth(seats.recruiter))
     first = app_client.get("/v1/pipelines/p-erase/matches", headers=seats.auth(seats.recruiter)).json()
     victim = first["candidates"][0]["candidate_id"]
-    assert app_client.delete(f"/v1/admin/candidates/{victim}", headers=seats.auth(seats.admin)).status_code == 204
+    assert app_client.delete(f"/v1/admin/candidates/{victim}", headers=seats.auth(operator_key)).status_code == 204
     again = app_client.get("/v1/pipelines/p-erase/matches", params={"snapshot": first["snapshot"]},
                            headers=seats.auth(seats.recruiter)).json()
     assert victim not in [c["candidate_id"] for c in again["candidates"]]
@@ -311,3 +315,52 @@ def test_a_list_whose_storing_never_ran_is_not_served_from_memory_for_long(app_c
     first, soon, later = run_async(api_settings, work)
     assert first.computed and not soon.computed
     assert later.computed  # ranked again, so that this time it can be stored
+
+
+def test_an_unknown_title_gets_a_non_empty_list_labelled_by_its_relaxation(app_client: TestClient, seats: Seats):
+    unknown = {"title": "Zorblax Wrangler", "locations": ["Austin, TX"], "skills": ["Microsoft Excel"],
+               "radius_km": 80}
+    app_client.put("/v1/pipelines/p-unknown", json=unknown, headers=seats.auth(seats.recruiter))
+    pages = all_pages(app_client, seats.recruiter, "p-unknown")
+    candidates = [c for page in pages for c in page["candidates"]]
+    assert candidates, "a title in no taxonomy must still list who shares its words or skills"
+    assert pages[0]["relaxation"], "3,000 candidates hold fewer than 125 such people near Austin"
+    for candidate in candidates:
+        # within reach after widening (500 km at most), or open to remote; never from another continent
+        assert candidate["open_to_remote"] or (candidate["distance_km"] or 0) <= 500, candidate
+        if candidate["distance_km"] is not None and candidate["distance_km"] > 80 + 1:
+            assert "outside_radius" in candidate["relaxed"], candidate
+    assert any("outside_radius" in c["relaxed"] for c in candidates)
+
+
+def test_a_non_remote_pipeline_is_never_padded_from_other_continents(app_client: TestClient, seats: Seats):
+    berlin = {"title": "Accountant", "locations": ["Berlin"], "radius_km": 80}
+    app_client.put("/v1/pipelines/p-berlin", json=berlin, headers=seats.auth(seats.recruiter))
+    candidates = [c for page in all_pages(app_client, seats.recruiter, "p-berlin") for c in page["candidates"]]
+    assert all(c["open_to_remote"] or (c["distance_km"] is not None and c["distance_km"] <= 500) for c in candidates)
+    assert all(c["location"] is None or "IN" not in c["location"].split(", ")[-1:] or c["open_to_remote"]
+               for c in candidates)
+
+
+def test_a_senior_title_never_lists_juniors_above_equally_matched_seniors(app_client: TestClient, seats: Seats):
+    twin = {"title": "Software Engineer", "skills": ["Zyxlang"], "open_to_remote": True,
+            "location": {"name": "Austin, TX, US"}}
+    for cid, level in (("c-junior-twin", "junior"), ("c-senior-twin", "senior")):
+        upserted = app_client.put(f"/v1/admin/candidates/{cid}", json={**twin, "candidate_id": cid,
+                                                                        "name": f"{level} twin", "seniority": level},
+                                  headers=seats.auth(seats.admin))
+        assert upserted.status_code == 200
+    senior = {"title": "Senior Software Engineer", "skills": ["Zyxlang"], "locations": ["Remote"]}
+    app_client.put("/v1/pipelines/p-senior", json=senior, headers=seats.auth(seats.recruiter))
+    listed = {c["candidate_id"]: c["rank"] for page in all_pages(app_client, seats.recruiter, "p-senior")
+              for c in page["candidates"]}
+    assert listed["c-senior-twin"] < listed["c-junior-twin"]
+
+
+def test_a_fake_place_comes_back_unresolved(app_client: TestClient, seats: Seats):
+    fake = {"title": "Registered Nurse", "locations": ["Atlantis, ZZ"]}
+    stored = app_client.put("/v1/pipelines/p-atlantis", json=fake, headers=seats.auth(seats.recruiter)).json()
+    assert stored["unresolved_locations"] == ["Atlantis, ZZ"]
+    listing = app_client.get("/v1/pipelines/p-atlantis/matches", headers=seats.auth(seats.recruiter)).json()
+    assert listing["unresolved_locations"] == ["Atlantis, ZZ"]
+    assert listing["total"] > 0

@@ -29,7 +29,7 @@ from recmatch.core.config import Settings
 from recmatch.core.es import make_client
 from recmatch.ops import logs, metrics
 from recmatch.ops.metrics import InstrumentedElasticsearch
-from tests.integration.support import Seats, make_tenant
+from tests.integration.support import Seats, make_operator, make_tenant
 
 pytestmark = pytest.mark.integration
 
@@ -110,7 +110,7 @@ def _spy_on(transport: Any, seen: list[tuple[str, str | None, str | None]]) -> C
     return lambda: setattr(transport, "perform_request", original)
 
 
-def test_request_id_reaches_elasticsearch_as_x_opaque_id(client, seats):
+def test_request_id_reaches_elasticsearch_as_x_opaque_id(client, seats, obs_settings):
     """Elasticsearch echoes the X-Opaque-Id it received in its response headers: that echo is the proof."""
     state = client.app.state
     seen: list[tuple[str, str | None, str | None]] = []
@@ -122,7 +122,7 @@ def test_request_id_reaches_elasticsearch_as_x_opaque_id(client, seats):
         # A plain `def` route: the sync client, in FastAPI's thread pool.
         candidate = {"candidate_id": "c-obs-1", "name": "Ada Park", "title": "Software Engineer"}
         answer = client.put("/v1/admin/candidates/c-obs-1", json=candidate,
-                            headers={**seats.auth(seats.admin), "X-Request-Id": sync_id})
+                            headers={**seats.auth(make_operator(obs_settings)), "X-Request-Id": sync_id})
         assert answer.status_code == 200, answer.text
         state.sync_es.cluster.health()  # outside any request
     finally:

@@ -23,7 +23,7 @@ def mint(client: TestClient, seats: Seats, crm_id: str) -> dict:
 
 def test_widget_token_reaches_its_pipeline_and_nothing_else(app_client: TestClient, seats: Seats):
     minted = mint(app_client, seats, "p-widget")
-    assert minted["widget_url"] == f"/widget/p-widget?token={minted['token']}"
+    assert minted["widget_url"] == f"http://testserver/widget/p-widget?token={minted['token']}"
     widget = {"Authorization": f"Bearer {minted['token']}"}
     assert app_client.get("/v1/pipelines/p-widget/matches", headers=widget).status_code == 200
     assert app_client.get("/v1/pipelines/p-widget/learned", headers=widget).status_code == 200

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from elasticsearch import AsyncElasticsearch
 
+from recmatch.accounts.sealing import seal, unseal
 from recmatch.accounts.service import License, Seat
 from recmatch.core.config import Settings
 from recmatch.core.errors import NotAuthenticated
@@ -33,11 +34,11 @@ async def server_secret(*, es: AsyncElasticsearch, names: IndexNames, settings: 
         if not found.get("found"):
             await ignoring(es, 409).index(
                 index=index, id="server:secret", op_type="create", refresh="wait_for",
-                document={"kind": "server", "webhook_secret": secrets.token_urlsafe(48),
+                document={"kind": "server", "webhook_secret": seal(secrets.token_urlsafe(48)),
                           "created_at": datetime.now(UTC).isoformat()},
             )
             found = await es.get(index=index, id="server:secret")
-    return found["_source"]["webhook_secret"]
+    return unseal(found["_source"]["webhook_secret"])
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ def mint_widget_token(*, secret: str, seat: Seat, crm_pipeline_id: str, ttl: tim
 
 def read_widget_token(*, secret: str, token: str, allow_expired: bool = False) -> WidgetClaims:
     """The claims of a genuine widget token (an expired one too when ALLOW_EXPIRED, to frame its error page)."""
-    claims = _decode(secret=secret, token=token, audience=WIDGET_AUDIENCE, what="widget", verify_exp=not allow_expired)
+    claims = _decode(secret=secret, token=token, audience=WIDGET_AUDIENCE, what="widget token",
+                     verify_exp=not allow_expired)
     try:
         return WidgetClaims(seat=Seat(seat_id=claims["sub"], tenant_id=claims["ten"], email=claims["eml"],
                                       license=License(claims["lic"])),
@@ -76,19 +78,24 @@ class ShareClaims:
     crm_pipeline_id: str
     candidate_id: str
     delivery_id: str
+    recruiter: str | None = None  # who wrote, for which company and role: the page the candidate opens says so
+    company: str | None = None
+    role: str | None = None
 
 
 def mint_share_token(*, secret: str, claims: ShareClaims, ttl: timedelta) -> str:
     """The link an InMail carries, where the candidate can share contact details."""
     payload = {"aud": SHARE_AUDIENCE, "ten": claims.tenant_id, "pip": claims.crm_pipeline_id,
-               "cid": claims.candidate_id, "did": claims.delivery_id, "exp": datetime.now(UTC) + ttl}
+               "cid": claims.candidate_id, "did": claims.delivery_id, "rec": claims.recruiter,
+               "org": claims.company, "rol": claims.role, "exp": datetime.now(UTC) + ttl}
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 
 def read_share_token(*, secret: str, token: str) -> ShareClaims:
     claims = _decode(secret=secret, token=token, audience=SHARE_AUDIENCE, what="contact-share link")
     return ShareClaims(tenant_id=claims["ten"], crm_pipeline_id=claims["pip"], candidate_id=claims["cid"],
-                       delivery_id=claims["did"])
+                       delivery_id=claims["did"], recruiter=claims.get("rec"), company=claims.get("org"),
+                       role=claims.get("rol"))
 
 
 def _decode(*, secret: str, token: str, audience: str, what: str, verify_exp: bool = True) -> dict:

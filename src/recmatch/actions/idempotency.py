@@ -25,15 +25,19 @@ def request_hash(*parts: Any) -> str:
 
 async def idempotent(
     *, es: AsyncElasticsearch, names: IndexNames, principal: Principal, key: str | None, fingerprint: str,
-    run: Callable[[], Awaitable[BaseModel]],
+    run: Callable[[], Awaitable[BaseModel]], check: Callable[[], Awaitable[Any]],
 ) -> dict[str, Any]:
-    """Run once per Idempotency-Key: the same key and request get the stored answer; another request, 409."""
+    """Run once per Idempotency-Key: the same key and request get the stored answer; another request, 409.
+
+    CHECK (the caller's scope and visibility checks) runs before a stored answer is replayed, so a key never
+    answers for a pipeline the caller may not act on now."""
     if key is None:
         return (await run()).model_dump(mode="json")
     record_id = idempotency_id(principal.tenant.tenant_id, principal.seat.seat_id, key)
     with map_es_errors("reading the idempotency key"):
         found = await ignoring(es, 404).get(index=names.idempotency, id=record_id)
     if found.get("found"):
+        await check()
         return _replay(found["_source"], fingerprint, key)
     response = (await run()).model_dump(mode="json")
     record = {"tenant_id": principal.tenant.tenant_id, "seat_id": principal.seat.seat_id,
@@ -44,6 +48,7 @@ async def idempotent(
             await es.index(index=names.idempotency, id=record_id, document=record, op_type="create")
     except elasticsearch.ConflictError:
         stored = await es.get(index=names.idempotency, id=record_id)
+        await check()
         return _replay(stored["_source"], fingerprint, key)
     return response
 

@@ -6,14 +6,17 @@ import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from recmatch.accounts.service import KeyCache
+from recmatch.actions import completion
 from recmatch.api.errors import Problem, install_error_handlers
-from recmatch.api.routes import account, actions, admin, deliveries, health, sandbox, share, widget
+from recmatch.api.limits import BodyLimit
+from recmatch.api.routes import account, actions, admin, crm_candidates, deliveries, health, sandbox, share, widget
 from recmatch.api.routes import pipelines as pipeline_routes
 from recmatch.core.config import Settings, get_settings
 from recmatch.core.errors import SearchUnavailable
@@ -72,14 +75,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.es = make_async_client(settings, client_class=InstrumentedAsyncElasticsearch)
         app.state.sync_es = make_client(settings, client_class=InstrumentedElasticsearch)
         app.state.secret = None
-        app.state.key_cache = KeyCache(ttl=settings.auth_cache_seconds)
+        app.state.key_cache = KeyCache(ttl=settings.auth_cache_seconds,
+                                       failed_per_second=settings.auth_failed_lookups_per_second)
         app.state.list_memory = ListMemory()  # what this process remembers of pipelines and lists (matches.memory)
+        names = IndexNames(settings.index_prefix)
         try:
-            if settings.delivery_in_api:
-                async with delivery.background_worker(es=app.state.es, names=IndexNames(settings.index_prefix),
-                                                      settings=settings):
-                    yield
-            else:
+            async with AsyncExitStack() as background:
+                if settings.delivery_in_api:
+                    await background.enter_async_context(
+                        delivery.background_worker(es=app.state.es, names=names, settings=settings))
+                    # Alongside the worker (both off for tests that drive them by hand).
+                    await background.enter_async_context(
+                        completion.background_sweeper(es=app.state.es, names=names, settings=settings))
                 yield
         finally:
             preparing.cancel()
@@ -87,12 +94,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.sync_es.close()
 
     # Validation errors answer {"type", "detail"} like every other error: document that, not FastAPI's default.
-    app = FastAPI(title="recmatch", version="1", description=DESCRIPTION, lifespan=lifespan,
-                  responses={422: {"model": Problem}})
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from the package, so they work with no network.
+    app = FastAPIOffline(title="recmatch", version="1", description=DESCRIPTION, lifespan=lifespan,
+                         responses={422: {"model": Problem}}, static_url="/docs-static")
     install_error_handlers(app)
     observability.install(app)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)  # added last: runs first, before any parsing
     app.mount("/widget/static", StaticFiles(directory=widget.STATIC_DIR, check_dir=False), name="widget-static")
     for router in (health.router, account.router, pipeline_routes.router, actions.router, widget.router, sandbox.router,
-                   admin.router, deliveries.router, share.router):
+                   admin.router, deliveries.router, share.router, crm_candidates.router):
         app.include_router(router)
     return app

@@ -13,7 +13,18 @@ from elasticsearch import AsyncElasticsearch, Elasticsearch
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from recmatch.accounts.service import KEY_PREFIX, Principal, authenticate, get_tenant, require_admin, require_matches
+from recmatch.accounts.operators import Operator, authenticate_operator
+from recmatch.accounts.service import (
+    KEY_PREFIX,
+    License,
+    Principal,
+    Seat,
+    authenticate,
+    get_tenant,
+    require_admin,
+    require_matches,
+    seat_principal,
+)
 from recmatch.accounts.tokens import read_widget_token, server_secret
 from recmatch.core.config import Settings
 from recmatch.core.errors import NotAuthenticated, NotFound, NotPermitted
@@ -78,22 +89,37 @@ BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 async def get_principal(request: Request, es: EsDep, names: NamesDep, credentials: BearerDep) -> Principal:
     """A seat, by its API key (widget tokens are refused here)."""
-    if credentials is not None and not credentials.credentials.startswith(KEY_PREFIX):
+    if credentials is not None and _looks_like_widget_token(credentials.credentials):
         raise NotPermitted("this call needs a seat API key; a widget token cannot make it")
     return await authenticate(es=es, names=names, api_key=credentials.credentials if credentials else None,
                               cache=request.app.state.key_cache)
 
 
+def _looks_like_widget_token(credential: str) -> bool:
+    """Widget tokens are JWTs (three dot-separated parts); anything else was meant as an API key."""
+    return credential.count(".") == 2 and not credential.startswith(KEY_PREFIX)
+
+
 async def get_viewer(request: Request, es: EsDep, names: NamesDep, credentials: BearerDep) -> Principal:
     """A seat by its API key, or the framed widget by its token (then scoped to one pipeline)."""
-    if credentials is None or credentials.credentials.startswith(KEY_PREFIX):
-        return await get_principal(request, es, names, credentials)
+    if credentials is None or not _looks_like_widget_token(credentials.credentials):
+        return await authenticate(es=es, names=names, api_key=credentials.credentials if credentials else None,
+                                  cache=request.app.state.key_cache)
     claims = read_widget_token(secret=await get_secret(request), token=credentials.credentials)
+    settings = request.app.state.settings
     try:
-        tenant = await get_tenant(es=es, names=names, tenant_id=claims.seat.tenant_id)
+        if settings.sandbox_enabled and claims.seat.seat_id == f"sandbox-{settings.sandbox_tenant}":
+            # The sandbox plays its tenant's CRM with a seat that exists only in its tokens (demo only).
+            tenant = await get_tenant(es=es, names=names, tenant_id=settings.sandbox_tenant)
+            seat = Seat(seat_id=claims.seat.seat_id, tenant_id=tenant.tenant_id, email=claims.seat.email,
+                        license=License.recruiter)
+            return Principal(tenant=tenant, seat=seat, pipeline_scope=claims.crm_pipeline_id)
+        # The seat as it is now (through the same short cache as keys): disabling or downgrading it counts.
+        current = await seat_principal(es=es, names=names, tenant_id=claims.seat.tenant_id,
+                                       seat_id=claims.seat.seat_id, cache=request.app.state.key_cache)
     except NotFound:
         raise NotAuthenticated("the widget token's tenant no longer exists") from None
-    return Principal(tenant=tenant, seat=claims.seat, pipeline_scope=claims.crm_pipeline_id)
+    return Principal(tenant=current.tenant, seat=current.seat, pipeline_scope=claims.crm_pipeline_id)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -114,5 +140,12 @@ async def get_admin_principal(principal: PrincipalDep) -> Principal:
     return require_admin(principal)
 
 
+async def get_operator(request: Request, es: EsDep, names: NamesDep, credentials: BearerDep) -> Operator:
+    """An operator, by an operator key (tenant seats, admins included, get 403)."""
+    return await authenticate_operator(es=es, names=names, api_key=credentials.credentials if credentials else None,
+                                       cache=request.app.state.key_cache)
+
+
+OperatorDep = Annotated[Operator, Depends(get_operator)]
 MatchesPrincipalDep = Annotated[Principal, Depends(get_matches_principal)]
 AdminPrincipalDep = Annotated[Principal, Depends(get_admin_principal)]

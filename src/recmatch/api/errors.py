@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -44,13 +45,26 @@ def validation_detail(exc: RequestValidationError) -> str:
     return "; ".join(parts)
 
 
+def json_error_detail(body: bytes) -> str | None:
+    """Where a request body stops being JSON, by line and column (what an editor shows), or None if it parses."""
+    try:
+        json.loads(body.decode("utf-8", errors="replace"))
+    except json.JSONDecodeError as exc:
+        return f"body is not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg.lower()}"
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RecmatchError)
     async def _domain(_: Request, exc: RecmatchError) -> JSONResponse:
         return problem(exc.status_code, exc.type, exc.detail, exc.retry_after)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(error.get("type") == "json_invalid" for error in exc.errors()):
+            detail = json_error_detail(await request.body())
+            if detail is not None:
+                return problem(422, "InvalidJSON", detail)
         return problem(422, "InvalidInput", validation_detail(exc))
 
     @app.exception_handler(StarletteHTTPException)
@@ -61,7 +75,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(elastic_transport.TransportError)
     async def _unmapped_transport(_: Request, exc: elastic_transport.TransportError) -> JSONResponse:
         # A safety net: services map client errors themselves, but never show a stack trace for one.
-        return problem(503, "SearchUnavailable", f"Elasticsearch is unavailable: {exc.message}", retry_after=5)
+        log.warning("unmapped Elasticsearch transport error: %s", exc.message)  # names hosts: logs only
+        return problem(503, "SearchUnavailable", "Elasticsearch is unavailable", retry_after=5)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

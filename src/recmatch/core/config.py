@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,7 +62,11 @@ class Settings(BaseSettings):
     # The local node (`recmatch es up`).
     cache_dir: Path = Field(default_factory=_default_cache_dir)
     local_es_version: str = Field(default=ES_VERSION, pattern=r"^9\.\d+\.\d+$")
-    local_es_port: int = Field(default=9200, ge=1024, le=65535, description="HTTP port of the first local node")
+    local_es_port: int = Field(
+        default=9200, ge=1024, le=65535,
+        description="HTTP port of the (first) local node. Unset: the port of RECMATCH_ES_URL when it names "
+                    "127.0.0.1/localhost; setting it alone also points RECMATCH_ES_URL there, so one variable moves "
+                    "the local node")
     local_es_transport_port: int | None = Field(
         default=None, ge=1024, le=65535,
         description="transport port of the first node of a multi-node local cluster; unset: the HTTP port + 100")
@@ -93,6 +99,26 @@ class Settings(BaseSettings):
     share_link_ttl_days: int = Field(default=30, ge=1, le=365)
     export_monthly_limit: int = Field(default=300, ge=0, le=100_000, description="exports per seat per month")
     inmail_monthly_allowance: int = Field(default=150, ge=0, le=100_000, description="InMails per seat per month")
+    # Trust boundaries (docs/robustness.md, "Trust").
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024,
+                                description="largest request body accepted, checked before it is parsed (413)")
+    webhook_allow_http: bool = Field(
+        default=False, description="development only: accept http:// webhook URLs (https is required otherwise)")
+    webhook_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDRs webhooks may reach although they are loopback, private or link-local (e.g. a receiver "
+                    "on the operator's own network); empty: none")
+    secrets_key: SecretStr | None = Field(
+        default=None, description="encrypts webhook and signing secrets in the accounts index (a Fernet key, or "
+                                  "several comma-separated, newest first, to rotate); unset: stored in plain text")
+    personal_data_retention_days: int = Field(
+        default=90, ge=1, le=3650,
+        description="days after which delivered or dead outbox entries lose their payload and events are deleted")
+    auth_failed_lookups_per_second: float = Field(
+        default=20.0, gt=0, le=10_000,
+        description="unknown API keys one process looks up in Elasticsearch per second; beyond it, 429")
+    action_sweep_after_seconds: float = Field(
+        default=30.0, ge=0, le=3600, description="an action still half-applied this long is completed by the sweeper")
     sandbox_enabled: bool = Field(default=False, description="serve the CRM sandbox page at /sandbox (demo only)")
     sandbox_tenant: str = Field(default="demo", description="the tenant the sandbox plays the CRM of")
 
@@ -113,6 +139,43 @@ class Settings(BaseSettings):
     def es_hosts(self) -> list[str]:
         """The nodes named by RECMATCH_ES_URL, in order."""
         return self.es_url.split(",")
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks_parse(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"RECMATCH_WEBHOOK_ALLOWED_NETWORKS: {network!r} is not a CIDR like 10.0.0.0/8") from None
+        return value
+
+    @field_validator("secrets_key")
+    @classmethod
+    def _secrets_key_is_fernet(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from cryptography.fernet import Fernet
+
+            for key in value.get_secret_value().split(","):
+                try:
+                    Fernet(key.strip())
+                except ValueError:
+                    raise ValueError("RECMATCH_SECRETS_KEY: each key must be 32 url-safe base64-encoded bytes "
+                                     "(python -c 'from cryptography.fernet import Fernet; "
+                                     "print(Fernet.generate_key().decode())')") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_variable_moves_the_local_node(self) -> Settings:
+        port_set, url_set = "local_es_port" in self.model_fields_set, "es_url" in self.model_fields_set
+        if port_set and not url_set:
+            self.es_url = f"http://127.0.0.1:{self.local_es_port}"
+        elif url_set and not port_set:
+            url = urlsplit(self.es_url.split(",")[0])
+            if url.hostname in ("127.0.0.1", "localhost") and url.port and 1024 <= url.port <= 65535:
+                self.local_es_port = url.port
+        return self
 
     @model_validator(mode="after")
     def _auth_is_whole(self) -> Settings:

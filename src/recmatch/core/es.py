@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +19,8 @@ from elasticsearch import AsyncElasticsearch, Elasticsearch
 
 from recmatch.core.config import Settings
 from recmatch.core.errors import IncompatibleServer, NotFound, RecmatchError, SearchUnavailable
+
+log = logging.getLogger("recmatch.es")
 
 ClientT = TypeVar("ClientT", Elasticsearch, AsyncElasticsearch)
 T = TypeVar("T")
@@ -99,13 +102,19 @@ def map_es_errors(what: str = "Elasticsearch call") -> Iterator[None]:
     except elasticsearch.NotFoundError as exc:
         raise NotFound(f"{what}: {_reason(exc)}") from exc
     except elasticsearch.ApiError as exc:
+        if exc.error == "cluster_block_exception":  # e.g. a write block, or disk flood stage: lifted by an operator
+            raise SearchUnavailable(f"{what}: the index does not accept writes now", retry_after=30) from exc
         if exc.meta.status in RETRY_ON_STATUS:
             raise SearchUnavailable(f"{what}: Elasticsearch is overloaded ({exc.meta.status})", retry_after=5) from exc
         raise RecmatchError(f"{what} failed: {_reason(exc)}") from exc
     except (elastic_transport.ConnectionError, elastic_transport.ConnectionTimeout) as exc:
-        raise SearchUnavailable(f"{what}: Elasticsearch is unreachable ({exc.message})", retry_after=5) from exc
+        # The transport's message names the node's host and port: log it, never tell it to a caller.
+        log.warning("%s: Elasticsearch is unreachable: %s", what, exc.message)
+        kind = "timed out" if isinstance(exc, elastic_transport.ConnectionTimeout) else "is unreachable"
+        raise SearchUnavailable(f"{what}: Elasticsearch {kind}", retry_after=5) from exc
     except elastic_transport.TransportError as exc:
-        raise SearchUnavailable(f"{what}: {exc.message}", retry_after=5) from exc
+        log.warning("%s: Elasticsearch transport error: %s", what, exc.message)
+        raise SearchUnavailable(f"{what}: Elasticsearch is unavailable", retry_after=5) from exc
 
 
 _IGNORING: weakref.WeakKeyDictionary[Any, dict[tuple[int, ...], Any]] = weakref.WeakKeyDictionary()
@@ -190,7 +199,7 @@ class IndexNames:
 
     @property
     def snapshots(self) -> str:
-        """The ranked list of a pipeline version on a day (owner: matches.snapshots)."""
+        """The ranked list of a pipeline version on a day (owner: snapshots.store)."""
         return self.index("snapshots")
 
     @property
@@ -217,6 +226,11 @@ class IndexNames:
     def outbox(self) -> str:
         """Webhook deliveries with their status and tries (owner: webhooks.outbox)."""
         return self.index("outbox")
+
+    @property
+    def crm_holdings(self) -> str:
+        """Candidates a tenant's CRM already holds, by member id or profile URL (owner: accounts.holdings)."""
+        return self.index("crm_holdings")
 
     @property
     def accounts(self) -> str:
@@ -263,6 +277,7 @@ def mapping_names() -> list[str]:
 # Every index that is not the candidates alias: created from its mapping when missing.
 PLAIN_INDICES = (
     "accounts", "pipelines", "events", "snapshots", "outbox", "erasures", "locks", "actions", "idempotency", "usage",
+    "crm_holdings",
 )
 
 
@@ -291,3 +306,16 @@ def ensure_indices(es: Elasticsearch, names: IndexNames, *mappings: str) -> None
                     f"{index} has fields that index_mappings/{mapping}.json types differently ({_reason(exc)}); "
                     "it was probably created before recmatch set it up: move its data elsewhere and delete it"
                 ) from exc
+
+
+async def delete_matching(es: AsyncElasticsearch, *, index: str, query: dict[str, Any]) -> int:
+    """Delete every document QUERY matches, by id in bulk (core has no _delete_by_query); returns how many."""
+    from elasticsearch.helpers import async_bulk, async_scan
+
+    async def actions() -> Any:
+        async for hit in async_scan(es, index=index, query={"query": query}, _source=False, size=1000):
+            yield {"_op_type": "delete", "_index": hit["_index"], "_id": hit["_id"]}
+
+    with map_es_errors(f"deleting from {index}"):
+        deleted, _ = await async_bulk(es, actions(), chunk_size=1000, raise_on_error=False, refresh=True)
+    return int(deleted)

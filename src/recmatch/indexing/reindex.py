@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
 from recmatch.core.config import Settings
-from recmatch.core.errors import InvalidInput, NotFound, ReindexFailed
+from recmatch.core.errors import Conflict, InvalidInput, NotFound, ReindexFailed
 from recmatch.core.es import IndexNames, ensure_indices, load_mapping, map_es_errors
 from recmatch.core.models import CandidateIn
 from recmatch.indexing.documents import candidate_document
@@ -27,6 +28,8 @@ from recmatch.indexing.locks import Lock, cluster_lock
 from recmatch.text.taxonomy import Taxonomy, get_taxonomy
 
 Progress = Callable[[int, int], None]  # (source bytes read, documents indexed)
+
+log = logging.getLogger("recmatch.indexing")
 
 # Live writes whose clocks run a little behind ours are still replayed into a new index.
 CLOCK_MARGIN = timedelta(seconds=60)
@@ -436,16 +439,28 @@ def ensure_candidates_alias(es: Elasticsearch, settings: Settings) -> str:
         return index
 
 
+class CandidateErased(Conflict):
+    """The candidate was erased; re-adding them needs an operator to lift the erasure on purpose."""
+
+
 def upsert_candidate(
-    *, es: Elasticsearch, settings: Settings, candidate: CandidateIn, taxonomy: Taxonomy | None = None
+    *, es: Elasticsearch, settings: Settings, candidate: CandidateIn, taxonomy: Taxonomy | None = None,
+    lift_erasure_by: str | None = None,
 ) -> dict[str, Any]:
-    """Write one candidate to the live index now; a running reindex replays it before and after its swap."""
+    """Write one candidate to the live index now; a running reindex replays it before and after its swap.
+
+    An erased candidate stays erased: only LIFT_ERASURE_BY (an operator, on purpose) re-adds them, and it is logged."""
     names = IndexNames(settings.index_prefix)
     ensure_candidates_alias(es, settings)
     with map_es_errors("upserting a candidate"):
         erased = es.options(ignore_status=404).get(index=names.erasures, id=candidate.candidate_id)
         if erased.get("found"):
-            # An admin re-adding an erased candidate on purpose lifts the erasure.
+            if lift_erasure_by is None:
+                raise CandidateErased(
+                    f"candidate {candidate.candidate_id!r} was erased on {erased['_source']['erased_at'][:10]}; "
+                    "an upsert does not undo an erasure (an operator can lift it with ?lift_erasure=true)")
+            log.warning("operator %s lifted the erasure of candidate %s (erased %s by %s)", lift_erasure_by,
+                        candidate.candidate_id, erased["_source"].get("erased_at"), erased["_source"].get("erased_by"))
             es.delete(index=names.erasures, id=candidate.candidate_id, refresh=True)
         document = candidate_document(
             candidate, taxonomy=taxonomy or get_taxonomy(), indexed_at=datetime.now(UTC), live=True

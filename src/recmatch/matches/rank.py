@@ -8,13 +8,14 @@ from typing import Any, cast
 
 from elasticsearch import AsyncElasticsearch
 
+from recmatch.accounts.holdings import holdings, synced_since
 from recmatch.core.errors import SearchUnavailable
 from recmatch.core.es import IndexNames, map_es_errors
-from recmatch.matches.snapshots import Snapshot, SnapshotEntry, previous_day_ids, snapshot_key
 from recmatch.pipelines.service import StoredPipeline
 from recmatch.ranking.learning import LearningState, learned_boosts
-from recmatch.ranking.query import LearnedBoosts, applicable_steps, build_query
+from recmatch.ranking.query import MAX_SIZE, LearnedBoosts, applicable_steps, build_query
 from recmatch.ranking.reasons import Wording
+from recmatch.snapshots.store import Snapshot, SnapshotEntry, previous_day_ids, snapshot_key
 
 LIST_SIZE = 125
 
@@ -31,8 +32,12 @@ async def compute_snapshot(
 ) -> Ranked:
     """Rank now, relaxing until 125 qualify: the day's list (not stored yet: see store_snapshot)."""
     understanding = pipeline.understanding
+    held = await holdings(es=es, names=names, tenant_id=pipeline.tenant_id)
+    # Candidates the tenant's CRM holds are left out: by member id in the query; by profile URL (not indexed) after
+    # it, so the search asks for as many more as there are held URLs (bounded by HELD_AT_MOST).
     ranking = {"understanding": understanding, "boosts": pipeline_boosts(pipeline),
-               "exclude_ids": pipeline.acted_candidate_ids, "size": LIST_SIZE}
+               "exclude_ids": [*pipeline.acted_candidate_ids, *held.member_ids],
+               "size": min(LIST_SIZE + len(held.profile_urls), MAX_SIZE)}
     body = build_query(**ranking)
     relax: list[str] = []
     with map_es_errors("ranking candidates"):
@@ -55,6 +60,9 @@ async def compute_snapshot(
                 if level_response["hits"]["total"]["value"] >= LIST_SIZE:
                     break
     hits = response["hits"]["hits"]
+    if held.profile_urls:
+        hits = [hit for hit in hits if not held.holds(hit["_id"], hit["_source"].get("profile_url"))]
+    hits = hits[:LIST_SIZE]
     head = Snapshot(
         tenant_id=pipeline.tenant_id,
         crm_pipeline_id=pipeline.crm_pipeline_id,
@@ -71,6 +79,17 @@ async def compute_snapshot(
         query=body,
     )
     return Ranked(head, hits, Wording(understanding), previous)
+
+
+async def changed_since(*, es: AsyncElasticsearch, names: IndexNames, tenant_id: str, since: datetime) -> bool:
+    """Whether candidates were indexed (a live upsert or a reindex), or the tenant's CRM synced candidates it
+    holds, after SINCE: then a list made at SINCE is missing something."""
+    with map_es_errors("looking for candidates indexed since the list was made"):
+        indexed, synced = await asyncio.gather(
+            es.count(index=names.candidates, query={"range": {"indexed_at": {"gt": since.isoformat()}}}),
+            synced_since(es=es, names=names, tenant_id=tenant_id, since=since),
+        )
+    return indexed["count"] > 0 or synced
 
 
 class Ranked:
@@ -107,5 +126,6 @@ class Ranked:
             matched_skills=list(explanation.matched_skills),
             distance_km=explanation.distance_km,
             nearest_location=explanation.nearest_location,
+            relaxed=list(explanation.relaxed),
             new=self._previous is not None and hit["_id"] not in self._previous,
         )

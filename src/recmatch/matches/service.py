@@ -22,15 +22,15 @@ from recmatch.core.errors import InvalidInput, NotFound, RecmatchError, SearchUn
 from recmatch.core.es import IndexNames, map_es_errors
 from recmatch.core.ids import pipeline_doc_id
 from recmatch.matches.memory import ListMemory
-from recmatch.matches.rank import LIST_SIZE, Ranked, compute_snapshot
-from recmatch.matches.snapshots import Snapshot, SnapshotEntry, load_snapshot, snapshot_id, snapshot_key, store_snapshot
+from recmatch.matches.rank import LIST_SIZE, Ranked, changed_since, compute_snapshot
 from recmatch.pipelines.service import StoredPipeline, get_pipeline, touch_pipeline
+from recmatch.snapshots.store import Snapshot, SnapshotEntry, load_snapshot, snapshot_id, snapshot_key, store_snapshot
 
 log = logging.getLogger("recmatch.matches")
 
 DISPLAY_FIELDS = [
     "candidate_id", "name", "headline", "title", "company", "location.name", "open_to_remote", "open_to_work",
-    "allow_export", "profile_url", "years_experience", "seniority",
+    "allow_export", "profile_url", "years_experience", "seniority", "past_titles", "skills",
 ]
 Defer = Callable[..., Any]
 
@@ -48,11 +48,22 @@ class MatchCandidate(BaseModel):
     distance_km: float | None = Field(default=None, description="to the nearest pipeline location")
     nearest_location: str | None = Field(default=None, description="that location, as the pipeline names it")
     open_to_remote: bool = False
+    open_to_work: bool = Field(default=False, description="the candidate says they are looking")
+    years_experience: float | None = None
+    seniority: str | None = Field(default=None, description="stated by the title, else from years of experience")
+    past_titles: list[str] = Field(default_factory=list)
+    skills: list[str] = Field(default_factory=list, description="all the candidate's skills (normalised)")
     allow_export: bool = False
     profile_url: str | None = None
     score: float
     reasons: list[str] = Field(description="why this candidate matches, in plain words")
     matched_skills: list[str]
+    relaxed: list[str] = Field(
+        default_factory=list,
+        description="why this candidate is listed only because the list was relaxed: outside_radius (outside the "
+                    "pipeline's radius), related_title, title_words (shares only some title words or a skill), "
+                    "fewer_skills",
+    )
     new: bool = Field(description="not in the previous day's list")
     status: str | None = Field(default=None, description="what was done to this candidate for this pipeline")
 
@@ -96,8 +107,12 @@ async def list_matches(
     explain: bool = False,
     defer: Defer | None = None,
     memory: ListMemory | None = None,
+    refresh: bool = False,
 ) -> MatchesPage:
     """One page of a pipeline's list; the first read of a day (or of a new version) ranks and stores a snapshot.
+
+    With REFRESH (the widget's "Refresh list"), the day's list is ranked again when candidates were indexed or the
+    tenant's CRM synced what it holds since the list was made; the new list replaces the day's.
 
     With DEFER (e.g. a response's background tasks), a new snapshot is stored after the page is sent, so the
     caller does not wait for that write; meanwhile MEMORY (the process's, shared by its requests) serves it to a
@@ -112,6 +127,10 @@ async def list_matches(
     else:
         pipeline, found, early = await _current(es=es, names=names, principal=principal,
                                                 crm_pipeline_id=crm_pipeline_id, today=today, memory=memory)
+    replace = False
+    if refresh and snapshot is None and found is not None and await changed_since(
+            es=es, names=names, tenant_id=principal.tenant.tenant_id, since=found.created_at):
+        found, replace = None, True
     if found is not None:
         _, (total, candidates) = await asyncio.gather(
             touch_pipeline(es=es, names=names, pipeline=pipeline),
@@ -120,7 +139,7 @@ async def list_matches(
         return _page(found, page, page_size, total, candidates, explain=explain, computed=False)
     ranked = await (early or compute_snapshot(es=es, names=names, pipeline=pipeline, day=today))
     found, total, candidates = await _keep_new_list(es=es, names=names, pipeline=pipeline, ranked=ranked,
-                                                    window=window, defer=defer, memory=memory)
+                                                    window=window, defer=defer, memory=memory, replace=replace)
     return _page(found, page, page_size, total, candidates, explain=explain, computed=True)
 
 
@@ -176,14 +195,14 @@ async def _current(
 
 async def _keep_new_list(
     *, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline, ranked: Ranked, window: slice,
-    defer: Defer | None, memory: ListMemory | None,
+    defer: Defer | None, memory: ListMemory | None, replace: bool = False,
 ) -> tuple[Snapshot, int, list[MatchCandidate]]:
     """Store a list just ranked (now, or after the response with DEFER); the page of it to show."""
     found = ranked.head
     total, candidates = found.total, _shown(ranked.entries(window), ranked.sources, {}, window.start + 1)
     if defer is None:
         kept = await store_snapshot(es=es, names=names, pipeline=pipeline, snapshot=ranked.snapshot(),
-                                    recent=memory.recent if memory is not None else None)
+                                    recent=memory.recent if memory is not None else None, replace=replace)
         if kept is not ranked.snapshot():  # another request stored the day's list first: serve that one
             total, candidates = await _still_listed(es=es, names=names, snapshot=kept, tenant_id=pipeline.tenant_id,
                                                     window=window)
@@ -191,7 +210,7 @@ async def _keep_new_list(
         return found, total, candidates
     memory = ListMemory() if memory is None else memory
     memory.serving(snapshot_id(pipeline, found.snapshot), ranked)
-    defer(_store_quietly, es=es, names=names, pipeline=pipeline, ranked=ranked, memory=memory)
+    defer(_store_quietly, es=es, names=names, pipeline=pipeline, ranked=ranked, memory=memory, replace=replace)
     return found, total, candidates
 
 
@@ -216,10 +235,12 @@ def _page(found: Snapshot, page: int, page_size: int, total: int, candidates: li
 
 async def _store_quietly(
     *, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline, ranked: Ranked, memory: ListMemory,
+    replace: bool = False,
 ) -> None:
     """store_snapshot after the page was sent: a failure is logged (the next read ranks the list again)."""
     try:
-        await store_snapshot(es=es, names=names, pipeline=pipeline, snapshot=ranked.snapshot(), recent=memory.recent)
+        await store_snapshot(es=es, names=names, pipeline=pipeline, snapshot=ranked.snapshot(), recent=memory.recent,
+                             replace=replace)
     except RecmatchError as exc:
         log.warning("snapshot %s of pipeline %s not stored: %s", ranked.head.snapshot, pipeline.crm_pipeline_id,
                     exc.detail)
@@ -286,11 +307,17 @@ def _shown(entries: list[SnapshotEntry], sources: dict[str, dict[str, Any]], sta
                 distance_km=entry.distance_km,
                 nearest_location=entry.nearest_location,
                 open_to_remote=source.get("open_to_remote", False),
+                open_to_work=source.get("open_to_work", False),
+                years_experience=source.get("years_experience"),
+                seniority=source.get("seniority"),
+                past_titles=source.get("past_titles") or [],
+                skills=source.get("skills") or [],
                 allow_export=source.get("allow_export", False),
                 profile_url=source.get("profile_url"),
                 score=entry.score,
                 reasons=entry.reasons,
                 matched_skills=entry.matched_skills,
+                relaxed=entry.relaxed,
                 new=entry.new,
                 status=statuses.get(entry.candidate_id),
             )

@@ -191,6 +191,9 @@ seats_app = typer.Typer(help="Seats (one per CRM user) and their API keys.", no_
 taxonomy_app = typer.Typer(help="The title and skill taxonomy.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(seats_app, name="seats")
+operators_app = typer.Typer(help="Operators: who may write the candidate pool every tenant shares.",
+                            no_args_is_help=True)
+app.add_typer(operators_app, name="operators")
 app.add_typer(taxonomy_app, name="taxonomy")
 
 
@@ -238,6 +241,47 @@ def tenants_create(
     ))
     typer.echo(f"tenant_id: {tenant.tenant_id}")
     typer.echo(f"webhook_secret: {tenant.webhook_secret.get_secret_value()}")
+
+
+@tenants_app.command("update")
+def tenants_update(
+    tenant_id: Annotated[str, typer.Option(help="the tenant to change")],
+    webhook_url: Annotated[str | None, typer.Option(help="where CRM events are delivered ('' clears)")] = None,
+    messaging_webhook_url: Annotated[str | None, typer.Option(help="where InMails are delivered ('' clears)")] = None,
+    crm_origin: Annotated[list[str] | None, typer.Option(
+        help="an exact origin allowed to frame the widget, scheme://host[:port] (repeat; replaces the list)")] = None,
+    clear_crm_origins: Annotated[bool, typer.Option("--clear-crm-origins", help="no origin may frame it")] = False,
+    integration_enabled: Annotated[bool | None, typer.Option(help="turn the CRM integration on or off")] = None,
+    crm_supports_matches: Annotated[bool | None, typer.Option(help="the CRM supports Recommended Matches")] = None,
+) -> None:
+    """Change a tenant's webhook URLs, CRM origins or flags (checked like at creation); prints what it is now."""
+    from recmatch.accounts import service as accounts
+
+    changes: dict[str, Any] = {"webhook_url": webhook_url, "messaging_webhook_url": messaging_webhook_url,
+                               "integration_enabled": integration_enabled,
+                               "crm_supports_matches": crm_supports_matches}
+    changes = {field: value for field, value in changes.items() if value is not None}
+    if crm_origin or clear_crm_origins:
+        changes["crm_origins"] = [] if clear_crm_origins else crm_origin
+    if not changes:
+        raise typer.BadParameter("nothing to change: give at least one option")
+    tenant = _with_async_es(lambda es, names: accounts.update_tenant(es=es, names=names, tenant_id=tenant_id,
+                                                                     **changes))
+    typer.echo(f"tenant_id: {tenant.tenant_id}")
+    typer.echo(f"webhook_url: {tenant.webhook_url or ''}")
+    typer.echo(f"messaging_webhook_url: {tenant.messaging_webhook_url or ''}")
+    typer.echo(f"crm_origins: {' '.join(tenant.crm_origins)}")
+    typer.echo(f"integration_enabled: {tenant.integration_enabled}")
+
+
+@operators_app.command("create")
+def operators_create(email: Annotated[str, typer.Option(help="the operator's email")]) -> None:
+    """Create an operator (may write and erase the shared candidate pool) and print its key once."""
+    from recmatch.accounts import operators
+
+    operator, api_key = _with_async_es(lambda es, names: operators.create_operator(es=es, names=names, email=email))
+    typer.echo(f"operator_id: {operator.operator_id}")
+    typer.echo(f"operator_key: {api_key}")
 
 
 @seats_app.command("create")
@@ -308,7 +352,58 @@ def refresh(
     console.print(f"refreshed {today}: {computed} snapshots computed, {kept} already there")
 
 
+@app.command()
+def purge(
+    days: Annotated[int | None, typer.Option(
+        min=1, help="keep this many days [default: RECMATCH_PERSONAL_DATA_RETENTION_DAYS]")] = None,
+) -> None:
+    """Delete personal data past its retention: finished outbox entries and events (run it daily, e.g. from cron)."""
+    from datetime import UTC, datetime, timedelta
+
+    from recmatch.actions.service import purge_events
+    from recmatch.webhooks.outbox import purge_finished
+
+    keep = days or get_settings().personal_data_retention_days
+    before = datetime.now(UTC) - timedelta(days=keep)
+
+    async def work(es: Any, names: Any) -> tuple[int, int]:
+        return (await purge_finished(es=es, names=names, before=before),
+                await purge_events(es=es, names=names, before=before))
+
+    deliveries, events = _with_async_es(work)
+    console.print(f"kept {keep} days: deleted {deliveries} finished deliveries and {events} events "
+                  f"from before {before:%Y-%m-%d %H:%M} UTC")
+
+
 DEMO_TENANT = "demo"
+LOOPBACK_NAMES = ("127.0.0.1", "localhost")
+
+
+def _browsable(host: str) -> str:
+    """The address a browser on this machine opens for a server bound to HOST."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def demo_origins(host: str, port: int) -> list[str]:
+    """The origins the demo's sandbox is opened from: both loopback names when it serves on loopback (or all)."""
+    host = _browsable(host)
+    names = LOOPBACK_NAMES if host in LOOPBACK_NAMES else (host,)
+    return [f"http://{name}:{port}" for name in names]
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail with one clear line when HOST:PORT cannot be bound (another server holds it)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no obstacle
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            console.print(f"[bold red]error[/]: cannot serve on {host}:{port}: {exc.strerror or exc}. "
+                          f"Stop what uses it, or pick another port with --port.", highlight=False)
+            raise typer.Exit(1) from None
 DEMO_PIPELINE = {"title": "Senior Backend Engineer", "locations": ["Austin, TX", "Remote"],
                  "skills": ["Python", "PostgreSQL", "Kubernetes"], "remote_ok": True, "radius_km": 80}
 
@@ -329,6 +424,8 @@ def demo(
     from recmatch.pipelines import service as pipelines
     from recmatch.text.taxonomy import get_taxonomy
 
+    if serve_api:
+        _check_port_free(host, port)  # before anything is loaded or printed: a busy port fails here, not after "ready"
     settings = get_settings()
     es = make_client(settings)
     names = IndexNames(settings.index_prefix)
@@ -337,11 +434,16 @@ def demo(
         reindex(source=source, rejects=Path("var/demo.rejects.jsonl"), threshold=None, rollback=False)
 
     async def prepare(es_async: Any, names: IndexNames) -> tuple[str, str]:
+        origins = demo_origins(host, port)
         try:
             tenant = await accounts.get_tenant(es=es_async, names=names, tenant_id=DEMO_TENANT)
         except RecmatchError:
             tenant = await accounts.create_tenant(es=es_async, names=names, tenant_id=DEMO_TENANT, name="Demo Staffing",
-                                                  crm_provider="demo-crm", crm_origins=[f"http://{host}:{port}"])
+                                                  crm_provider="demo-crm", crm_origins=origins)
+        missing = [origin for origin in origins if origin not in tenant.crm_origins]
+        if missing:  # a demo served on another port or host name: the sandbox there must be allowed to frame it
+            tenant = await accounts.update_tenant(es=es_async, names=names, tenant_id=tenant.tenant_id,
+                                                  crm_origins=[*tenant.crm_origins, *missing])
         seat, api_key = await accounts.create_seat(es=es_async, names=names, tenant_id=tenant.tenant_id,
                                                    email="demo-admin@example.com", license=accounts.License.admin)
         await pipelines.put_pipeline(es=es_async, names=names, principal=accounts.Principal(tenant=tenant, seat=seat),
@@ -350,7 +452,7 @@ def demo(
         return tenant.tenant_id, api_key
 
     tenant_id, api_key = _with_async_es(prepare)
-    base = f"http://{host}:{port}"
+    base = f"http://{_browsable(host)}:{port}"
     typer.echo(f"""
 recmatch demo is ready (tenant {tenant_id!r}, an admin seat).
   API key:   {api_key}

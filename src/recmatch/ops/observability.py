@@ -8,6 +8,7 @@ import uuid
 
 from fastapi import FastAPI
 from starlette.datastructures import MutableHeaders
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recmatch.ops.logs import REQUEST_ID, REQUEST_ID_HEADER, configure_logging, request_id_var
@@ -21,7 +22,12 @@ QUIET_ROUTES = frozenset({"/metrics", "/healthz", "/readyz"})  # scraped and pro
 
 def _route_template(scope: Scope) -> str:
     route = scope.get("route")
-    return getattr(route, "path", None) or UNMATCHED_ROUTE
+    path = getattr(route, "path", None)
+    if path is None and isinstance(scope.get("endpoint"), StaticFiles):
+        # A mounted static directory records no route: one series per mount, not one per file (nor "unmatched").
+        mount = scope.get("root_path", "")[len(scope.get("app_root_path", "")):]
+        return f"{mount}/{{path}}"
+    return path or UNMATCHED_ROUTE
 
 
 class RequestObservability:

@@ -16,7 +16,7 @@ import orjson
 from cachetools import LRUCache
 from elasticsearch import AsyncElasticsearch
 from elasticsearch.helpers import async_scan
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from recmatch.accounts.service import Principal
 from recmatch.core.errors import Conflict, NotFound, NotPermitted
@@ -29,7 +29,9 @@ from recmatch.text.taxonomy import Taxonomy
 
 
 class StoredPipeline(PipelineIn):
-    """A pipeline as recmatch keeps it."""
+    """A pipeline as recmatch keeps it (fields it does not know are ignored: a newer process may have added one)."""
+
+    model_config = ConfigDict(extra="ignore")
 
     crm_pipeline_id: str
     tenant_id: str
@@ -44,6 +46,7 @@ class StoredPipeline(PipelineIn):
     understood: dict[str, Any]
     learned: dict[str, Any] | None = None
     acted_candidate_ids: list[str] = Field(default_factory=list)
+    applied_actions: list[str] = Field(default_factory=list, description="actions already learned from")
 
     @property
     def understanding(self) -> Understanding:
@@ -92,12 +95,27 @@ def fingerprint(pipeline: PipelineIn) -> str:
     return hashlib.sha256(orjson.dumps(ranking_fields, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
+def _missing(crm_pipeline_id: str) -> NotFound:
+    return NotFound(f"no pipeline {crm_pipeline_id!r}: sync it first with PUT /v1/pipelines/{crm_pipeline_id}")
+
+
+def _owns(pipeline: StoredPipeline, principal: Principal) -> bool:
+    return principal.is_admin or pipeline.owner_email == principal.seat.email
+
+
 def check_visible(pipeline: StoredPipeline, principal: Principal) -> None:
-    """A restricted pipeline is visible to its owner and to admins only."""
-    if pipeline.access_restricted and not principal.is_admin and pipeline.owner_email != principal.seat.email:
-        raise NotPermitted(
-            f"pipeline {pipeline.crm_pipeline_id!r} is restricted to its owner ({pipeline.owner_email}) and admins"
-        )
+    """A restricted pipeline is visible to its owner and to admins only; to anyone else it does not exist."""
+    if pipeline.access_restricted and not _owns(pipeline, principal):
+        raise _missing(pipeline.crm_pipeline_id)
+
+
+def check_access_change(previous: StoredPipeline, pipeline: PipelineIn, principal: Principal) -> None:
+    """Who owns a pipeline and whether it is restricted change only by its owner or an admin."""
+    new_owner = pipeline.owner_email.lower() if pipeline.owner_email else previous.owner_email
+    if (pipeline.access_restricted != previous.access_restricted or new_owner != previous.owner_email) \
+            and not _owns(previous, principal):
+        raise NotPermitted(f"only the owner of pipeline {previous.crm_pipeline_id!r} or an admin can change its "
+                           "owner or its restriction")
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,12 +178,20 @@ async def get_pipeline(
     doc_id = pipeline_doc_id(principal.tenant.tenant_id, crm_pipeline_id)
     found = await _read(es, names, doc_id)
     if found is None:
-        raise NotFound(f"no pipeline {crm_pipeline_id!r}: sync it first with PUT /v1/pipelines/{crm_pipeline_id}")
+        raise _missing(crm_pipeline_id)
     pipeline = StoredPipeline.model_validate(found["_source"])
     check_visible(pipeline, principal)
     if recent is not None:
         recent.put(doc_id, Seen.of(pipeline, found))
     return pipeline
+
+
+async def read_pipeline(
+    *, es: AsyncElasticsearch, names: IndexNames, tenant_id: str, crm_pipeline_id: str
+) -> StoredPipeline | None:
+    """A tenant's pipeline by its id, for work done on the tenant's behalf (no seat: no visibility check)."""
+    found = await _read(es, names, pipeline_doc_id(tenant_id, crm_pipeline_id))
+    return StoredPipeline.model_validate(found["_source"]) if found is not None else None
 
 
 async def put_pipeline(
@@ -188,6 +214,7 @@ async def put_pipeline(
         previous = StoredPipeline.model_validate(found["_source"]) if found else None
         if previous is not None:
             check_visible(previous, principal)
+            check_access_change(previous, pipeline, principal)
         unchanged = previous is not None and previous.fingerprint == new_fingerprint
         stored = StoredPipeline(
             **pipeline.model_dump(exclude={"owner_email"}),
@@ -205,6 +232,7 @@ async def put_pipeline(
             understood=understand(pipeline=pipeline, taxonomy=taxonomy).to_dict(),  # cheap; follows taxonomy updates
             learned=previous.learned if previous else None,
             acted_candidate_ids=previous.acted_candidate_ids if previous else [],
+            applied_actions=previous.applied_actions if previous else [],
         )
         concurrency = {"if_seq_no": found["_seq_no"], "if_primary_term": found["_primary_term"]} if found else {
             "op_type": "create"}
@@ -245,7 +273,10 @@ async def update_pipeline(
         if found is None:
             raise NotFound(f"pipeline {pipeline.crm_pipeline_id!r} was deleted meanwhile")
         current = StoredPipeline.model_validate(found["_source"])
-        updated = current.model_copy(update=change(current))
+        changes = change(current)
+        if not changes:
+            return current
+        updated = current.model_copy(update=changes)
         try:
             with map_es_errors("updating a pipeline"):
                 await es.index(index=names.pipelines, id=doc_id, document=updated.model_dump(mode="json"),

@@ -14,7 +14,7 @@ from elasticsearch import AsyncElasticsearch
 from pydantic import BaseModel
 
 from recmatch.core.errors import Conflict, InvalidInput, NotFound
-from recmatch.core.es import IndexNames, ignoring, map_es_errors
+from recmatch.core.es import IndexNames, delete_matching, ignoring, map_es_errors
 
 Target = Literal["crm", "messaging"]
 DeliveryStatus = Literal["pending", "delivering", "delivered", "dead"]
@@ -129,3 +129,10 @@ async def count_by_status(*, es: AsyncElasticsearch, names: IndexNames, request_
         index=names.outbox, size=0, track_total_hits=False,
         aggs={"by_status": {"terms": {"field": "status", "size": 20}}})
     return {bucket["key"]: bucket["doc_count"] for bucket in found["aggregations"]["by_status"]["buckets"]}
+
+
+async def purge_finished(*, es: AsyncElasticsearch, names: IndexNames, before: datetime) -> int:
+    """Retention: delete delivered and dead entries (InMail bodies, shared contact details) created before BEFORE;
+    pending ones stay until they finish."""
+    return await delete_matching(es, index=names.outbox, query={"bool": {"filter": [
+        {"terms": {"status": ["delivered", "dead"]}}, {"range": {"created_at": {"lt": before.isoformat()}}}]}})

@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 import elasticsearch
 import httpx
 from elasticsearch import AsyncElasticsearch
 
 from recmatch.accounts import service as accounts
+from recmatch.core import egress
 from recmatch.core.config import Settings
 from recmatch.core.errors import NotFound, RecmatchError
 from recmatch.core.es import IndexNames, map_es_errors
@@ -37,7 +39,6 @@ USER_AGENT = "recmatch-webhooks/1"
 # A claim outlives one send (bounded by delivery_timeout) by this much; after it, another worker may take the entry.
 CLAIM_MARGIN_S = 30.0
 SEND_CONCURRENCY = 10
-ERROR_BODY_CHARS = 200
 
 
 class Outcome(StrEnum):
@@ -228,22 +229,37 @@ async def _send(
     request = webhook_format(tenant.webhook_format).request(
         message=message, secret=tenant.webhook_secret.get_secret_value(), timestamp=int(time.time()))
     body, headers = request.body, {"Content-Type": request.content_type, **request.headers}
+    try:
+        async with asyncio.timeout(settings.delivery_timeout):
+            destination = await egress.resolve(url, settings)
+    except TimeoutError:
+        return _Sent(ok=False, error=f"its host name did not resolve within {settings.delivery_timeout:g} s")
+    except egress.RefusedDestination as exc:
+        # Permanent until the URL (or the operator's allowed networks) changes: fix it, then retry the delivery.
+        return _Sent(ok=False, permanent=True, error=f"the {field} is refused: {exc}")
+    headers["Host"] = urlsplit(url).netloc.rpartition("@")[2]
     timeout = settings.delivery_timeout
     try:
         # httpx's timeout bounds each phase (connect, each read); asyncio.timeout bounds the whole exchange.
-        async with asyncio.timeout(timeout):
-            response = await http.post(url, content=body, headers=headers, timeout=timeout)
-    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-        return _Sent(ok=False, permanent=True, error=f"the {field} {url!r} is not a usable URL: {exc}")
+        # The request goes to the address just checked, so a name cannot resolve elsewhere in between; it is
+        # streamed and its body never read: only the status counts, whatever the receiver sends back.
+        async with asyncio.timeout(timeout), http.stream(
+                "POST", destination.pinned_url, content=body, headers=headers, timeout=timeout,
+                extensions={"sni_hostname": destination.host}) as response:
+            status_code = response.status_code
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol):
+        return _Sent(ok=False, permanent=True, error=f"the {field} is not a usable URL")
     except (TimeoutError, httpx.TimeoutException):
-        return _Sent(ok=False, error=f"no answer from {url} within {timeout:g} s")
-    except httpx.HTTPError as exc:
-        return _Sent(ok=False, error=f"{type(exc).__name__} on {url}: {exc}".rstrip(": "))
-    if response.is_success:
-        return _Sent(ok=True, status_code=response.status_code)
-    snippet = response.text[:ERROR_BODY_CHARS].strip()
-    return _Sent(ok=False, status_code=response.status_code,
-                 error=f"{url} answered {response.status_code}" + (f": {snippet}" if snippet else ""))
+        return _Sent(ok=False, error=f"no answer within {timeout:g} s")
+    except httpx.ConnectError:
+        return _Sent(ok=False, error="could not connect to the receiver")
+    except httpx.HTTPError:
+        return _Sent(ok=False, error="the exchange with the receiver failed")
+    if 200 <= status_code < 300:
+        return _Sent(ok=True, status_code=status_code)
+    # Only the status and fixed words: a receiver's body (maybe an internal page) never reaches a tenant or a log.
+    return _Sent(ok=False, status_code=status_code,
+                 error=f"answered {status_code}: {egress.status_reason(status_code)}")
 
 
 async def run_worker(

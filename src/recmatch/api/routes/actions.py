@@ -5,12 +5,14 @@
 
 import inspect
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Path
 from pydantic import BaseModel, Field
 
 from recmatch.actions import service as actions
+from recmatch.actions import undo
 from recmatch.actions.idempotency import idempotent, request_hash
 from recmatch.actions.registry import ACTION_TYPES, ActionType, DismissIn, InMailIn
 from recmatch.actions.service import ActionOut
@@ -39,6 +41,8 @@ def _act(spec: ActionType) -> Callable[..., Awaitable[dict]]:
                                    body.model_dump(mode="json") if body else None)
         return await idempotent(
             es=es, names=names, principal=principal, key=idempotency_key, fingerprint=fingerprint,
+            # A stored answer is replayed only to a caller who may act on this pipeline now (scope, visibility).
+            check=lambda: get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id),
             run=lambda: actions.perform(
                 es=es, names=names, settings=settings, secret=secret, principal=principal,
                 crm_pipeline_id=crm_pipeline_id, candidate_id=candidate_id, action=spec.action,
@@ -63,6 +67,14 @@ def _act(spec: ActionType) -> Callable[..., Awaitable[dict]]:
 for _spec in ACTION_TYPES.values():
     router.add_api_route(f"/candidates/{{candidate_id}}/{_spec.action.value}", _act(_spec), methods=["POST"],
                          name=_spec.action.value, response_model=ActionOut, responses=ACTION_ERRORS)
+
+
+@router.delete("/candidates/{candidate_id}/dismiss", response_model=ActionOut, responses=ACTION_ERRORS)
+async def undo_dismiss(crm_pipeline_id: PipelinePath, candidate_id: CandidatePath, es: EsDep, names: NamesDep,
+                       principal: ViewerDep) -> ActionOut:
+    """Undo a dismissal: the candidate may come back in the next lists, and the ranking unlearns it."""
+    return await undo.undo_dismissal(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id,
+                                     candidate_id=candidate_id)
 
 
 class LearnedEntry(BaseModel):
@@ -123,6 +135,8 @@ async def reset_learned(crm_pipeline_id: PipelinePath, es: EsDep, names: NamesDe
                         taxonomy: TaxonomyDep) -> LearnedOut:
     """Forget what was learned; the next list ranks without it (acted-on candidates stay out)."""
     pipeline = await get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id)
+    await undo.record_marker(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id,
+                             candidate_id=None, action=undo.RESET, at=datetime.now(UTC))
     reset = await update_pipeline(es=es, names=names, pipeline=pipeline, change=lambda current: {
         "learned": None, "learning_version": current.learning_version + 1})
     return _learned_view(reset, taxonomy)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from recmatch.api.deps import EsDep
 
+log = logging.getLogger("recmatch.api")
 router = APIRouter(tags=["health"])
 
 
@@ -25,8 +28,9 @@ async def readyz(request: Request, es: EsDep) -> JSONResponse:
     try:
         health = await es.options(request_timeout=3, max_retries=0).cluster.health()
     except Exception as exc:  # any failure to reach the cluster means "not ready"
-        return JSONResponse({"status": "unavailable", "detail": f"Elasticsearch: {exc}"}, status_code=503,
-                            headers={"Retry-After": "5"})
+        log.warning("readiness: Elasticsearch did not answer: %s", exc)  # names hosts: logs only
+        return JSONResponse({"status": "unavailable", "detail": f"Elasticsearch did not answer ({type(exc).__name__})"},
+                            status_code=503, headers={"Retry-After": "5"})
     ready = health["status"] in ("green", "yellow")
     return JSONResponse({"status": "ready" if ready else "unavailable", "elasticsearch": health["status"]},
                         status_code=200 if ready else 503)

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form
 from fastapi.responses import HTMLResponse
 
-from recmatch.accounts.tokens import read_share_token
+from recmatch.accounts.tokens import ShareClaims, read_share_token
 from recmatch.actions import service as actions
 from recmatch.api.deps import EsDep, NamesDep, SecretDep
 from recmatch.core.errors import InvalidInput, RecmatchError
@@ -32,9 +32,20 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(PAGE.format(title=html.escape(title), body=body), status_code=status, headers=SECURITY_HEADERS)
 
 
-def _form(error: str = "", email: str = "", phone: str = "") -> str:
+def _who(claims: ShareClaims | None) -> str:
+    """Who would like to reach the candidate, about what: "rita@acme.example of Acme Staffing, about the …"."""
+    if claims is None or not (claims.recruiter or claims.company):
+        return "A recruiter would like to reach you"
+    who = html.escape(claims.recruiter or "A recruiter")
+    company = f" of <strong>{html.escape(claims.company)}</strong>" if claims.company else ""
+    role = f", about the <strong>{html.escape(claims.role)}</strong> role" if claims.role else ""
+    return f"<strong>{who}</strong>{company} would like to reach you{role}"
+
+
+def _form(error: str = "", email: str = "", phone: str = "", claims: ShareClaims | None = None) -> str:
     message = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
-    return (f"<p>A recruiter would like to reach you. Share what you are happy to share; it goes only to them.</p>"
+    recipient = html.escape(claims.recruiter) if claims is not None and claims.recruiter else "them"
+    return (f"<p>{_who(claims)}. Share what you are happy to share; it goes only to {recipient}.</p>"
             f'{message}<form method="post"><label for="email">Email</label>'
             f'<input id="email" name="email" type="email" autocomplete="email" value="{html.escape(email)}">'
             f'<label for="phone">Phone</label><input id="phone" name="phone" type="tel" autocomplete="tel" '
@@ -44,21 +55,22 @@ def _form(error: str = "", email: str = "", phone: str = "") -> str:
 @router.get("/share/{token}", response_class=HTMLResponse)
 async def share_form(token: str, secret: SecretDep) -> HTMLResponse:
     try:
-        read_share_token(secret=secret, token=token)
+        claims = read_share_token(secret=secret, token=token)
     except RecmatchError as exc:
         return _page("This link cannot be used", f"<p>{html.escape(exc.detail)}.</p>", status=exc.status_code)
-    return _page("Share your contact details", _form())
+    return _page("Share your contact details", _form(claims=claims))
 
 
 @router.post("/share/{token}", response_class=HTMLResponse)
 async def share_submit(token: str, secret: SecretDep, es: EsDep, names: NamesDep,
                        email: Annotated[str, Form(max_length=254)] = "",
                        phone: Annotated[str, Form(max_length=30)] = "") -> HTMLResponse:
+    claims = None
     try:
         claims = read_share_token(secret=secret, token=token)
         contact = _validated(email.strip(), phone.strip())
     except InvalidInput as exc:
-        return _page("Share your contact details", _form(exc.detail, email, phone), status=422)
+        return _page("Share your contact details", _form(exc.detail, email, phone, claims), status=422)
     except RecmatchError as exc:
         return _page("This link cannot be used", f"<p>{html.escape(exc.detail)}.</p>", status=exc.status_code)
     queued = await actions.record_contact_shared(es=es, names=names, claims=claims, contact=contact)

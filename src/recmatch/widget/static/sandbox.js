@@ -130,10 +130,35 @@
     $("log-count").textContent = `${received} received`;
   }
 
+  /* What a CRM does when the widget posts recmatch:token-expiring: mint a fresh token server-side and post it to
+   * the frame, for the widget's origin only (docs/widget.md). */
+  async function sendToken() {
+    const pipelineId = $("pipeline-id").value.trim();
+    $("renew-status").textContent = "Minting a fresh token…";
+    try {
+      const response = await fetch(`/sandbox/api/pipelines/${encodeURIComponent(pipelineId)}/token`, {
+        method: "POST", headers: { Accept: "application/json" } });
+      const answer = await response.json().catch(() => null);
+      if (!response.ok) throw new Error(answer?.detail || `HTTP ${response.status}`);
+      const frame = $("widget");
+      frame.contentWindow.postMessage({ type: "recmatch:token", token: answer.token }, new URL(frame.src).origin);
+      $("renew-status").textContent = `Sent a token valid until ${timeOf(answer.expires_at)}.`;
+    } catch (error) {
+      $("renew-status").textContent = `No fresh token: ${error.message}`;
+    }
+  }
+
+  function onWidgetMessage(event) {
+    logMessage(event);
+    if (event.origin !== window.location.origin) return;
+    if (event.data?.type === "recmatch:token-expiring" && $("auto-renew").checked) sendToken();
+  }
+
   function start() {
     const requested = new URL(window.location.href).searchParams.get("pipeline");
     if (requested) $("pipeline-id").value = requested;
-    window.addEventListener("message", logMessage);
+    window.addEventListener("message", onWidgetMessage);
+    $("send-token").addEventListener("click", sendToken);
     $("pipeline-form").addEventListener("submit", savePipeline);
     for (const radio of document.querySelectorAll('input[name="frame-width"]')) radio.addEventListener("change", setWidth);
     $("clear-log").addEventListener("click", () => {

@@ -22,7 +22,24 @@
     wider_radius: "widened the search radius",
     related_titles: "included related job titles",
     fewer_skills: "asked for fewer of the skills",
-    any_location: "looked beyond the pipeline’s locations",
+    title_words: "included people who share only some words of the title or a skill",
+    widest_radius: "searched up to 500 km away",
+    remote_candidates: "included people open to remote work",
+  };
+  // Why a candidate is listed only because the list was relaxed (MatchCandidate.relaxed).
+  const RELAXED_MARKS = {
+    related_title: "related title",
+    title_words: "some title words",
+    fewer_skills: "fewer skills",
+  };
+  const uniqueSkills = (skills) => {
+    const seen = new Set();
+    return (skills || []).filter((skill) => {
+      const key = String(skill).trim().toLowerCase();
+      if (!key || seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
   };
   const NOT_EXPORTABLE = "This candidate hasn’t allowed their profile to be exported to a CRM.";
 
@@ -60,7 +77,14 @@
     loadSeq: 0,
     expired: false,
     learnedOpen: false, // the learned strip shows all its items
+    details: new Set(), // candidate ids whose detail panel is open
+    selected: new Set(), // candidate ids selected for one action on all of them
+    undoable: new Set(), // candidate ids dismissed in this session: their dismissal can be undone
+    filters: { skill: "", maxKm: 0, openToWork: false, newOnly: false },
+    unfiltered: 0, // candidates in the list before the filters
+    noMessaging: "", // why InMail cannot be sent (no messaging webhook), once the API said so
   };
+  const C = window.recmatchCandidate; // candidate.js
 
   const { $, el } = window.recmatchDom;  // dom.js
 
@@ -153,7 +177,22 @@
     }
   }
 
-  async function api(method, path, { body, idempotencyKey } = {}) {
+  async function api(method, path, options = {}) {
+    try {
+      return await request(method, path, options);
+    } catch (error) {
+      // An expired token: ask the CRM for a fresh one and send the same request again (same idempotency key, so it
+      // acts once); only when no token comes does the view say it expired.
+      if (error.status !== 401 || error.type !== "TokenExpired") throw error;
+      if (!(await renewed())) {
+        showExpired("expired");
+        throw error;
+      }
+      return request(method, path, options);
+    }
+  }
+
+  async function request(method, path, { body, idempotencyKey } = {}) {
     const headers = { Authorization: `Bearer ${config.token}`, Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;
@@ -176,7 +215,7 @@
       const retryAfter = Number.parseInt(response.headers.get("Retry-After") || "", 10) || null;
       const error = new ApiError(response.status, payload?.type || "HTTPError",
         payload?.detail || `Something went wrong (HTTP ${response.status}).`, retryAfter);
-      if (response.status === 401) showExpired(error.type === "TokenExpired" ? "expired" : "invalid");
+      if (response.status === 401 && error.type !== "TokenExpired") showExpired("invalid");
       throw error;
     }
     return payload;
@@ -188,6 +227,71 @@
       return `Search is busy right now.${wait}`;
     }
     return error.detail || "Something went wrong.";
+  }
+
+  // -- token renewal (docs/widget.md) ---------------------------------------------------------------------------------
+  // Shortly before the token expires the widget posts recmatch:token-expiring to the CRM, which answers with
+  // {type: "recmatch:token", token} from one of the tenant's origins. A request that meets an expired token waits
+  // for that answer (RENEW_WAIT_MS at most) and is then sent again, so no click is lost.
+
+  const RENEW_AHEAD_MS = 60_000;
+  const RENEW_WAIT_MS = 60_000;
+  let expiryTimer = 0;
+  let renewal = null; // {promise, resolve} while a renewal is awaited
+
+  function tokenClaims(token) {
+    try {
+      const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      return JSON.parse(atob(part.padEnd(part.length + ((4 - (part.length % 4)) % 4), "=")));
+    } catch {
+      return null;
+    }
+  }
+
+  function askForToken(reason) {
+    tellParent({ type: "recmatch:token-expiring", pipelineId: config.pipelineId, expiresAt: config.expiresAt, reason });
+  }
+
+  function scheduleExpiryNotice() {
+    window.clearTimeout(expiryTimer);
+    const expires = Date.parse(config.expiresAt);
+    if (!Number.isFinite(expires)) return;
+    expiryTimer = window.setTimeout(() => askForToken("expiring"), Math.max(0, expires - Date.now() - RENEW_AHEAD_MS));
+  }
+
+  function renewed() {
+    if (window.parent === window || !config.parentOrigins.length) return Promise.resolve(false);
+    if (!renewal) {
+      let resolve;
+      const promise = new Promise((done) => { resolve = done; });
+      const timer = window.setTimeout(() => finishRenewal(false), RENEW_WAIT_MS);
+      renewal = { promise, resolve, timer };
+      $("renewing").hidden = false;
+      askForToken("expired");
+      announce("Your session is being renewed.");
+    }
+    return renewal.promise;
+  }
+
+  function finishRenewal(ok) {
+    if (!renewal) return;
+    window.clearTimeout(renewal.timer);
+    $("renewing").hidden = true;
+    renewal.resolve(ok);
+    renewal = null;
+  }
+
+  function onParentMessage(event) {
+    if (event.source !== window.parent || !config.parentOrigins.includes(event.origin)) return; // the CRM only
+    const data = event.data;
+    if (!data || data.type !== "recmatch:token" || typeof data.token !== "string") return;
+    const claims = tokenClaims(data.token);
+    if (!claims || claims.pip !== config.pipelineId || !(claims.exp * 1000 > Date.now())) return; // not for this view
+    config.token = data.token;
+    config.expiresAt = new Date(claims.exp * 1000).toISOString();
+    scheduleExpiryNotice();
+    tellParent({ type: "recmatch:token-accepted", pipelineId: config.pipelineId, expiresAt: config.expiresAt });
+    finishRenewal(true);
   }
 
   // -- the expired / invalid state ------------------------------------------------------------------------------------
@@ -238,7 +342,7 @@
     }
     $("pipeline-locations").replaceChildren(...locations);
     $("fact-locations").hidden = locations.length === 0;
-    const skills = (pipeline.skills || []).map((skill) => el("li", { class: "rm-chip", text: skill }));
+    const skills = uniqueSkills(pipeline.skills).map((skill) => el("li", { class: "rm-chip", text: skill }));
     $("pipeline-skills").replaceChildren(...skills);
     $("fact-skills").hidden = skills.length === 0;
     $("pipeline-facts").hidden = locations.length + skills.length === 0;
@@ -348,11 +452,15 @@
     list.replaceChildren(...Array.from({ length: 6 }, skeleton));
   }
 
-  async function loadList({ page = 1, snapshot = null, focus = false, reason = "" } = {}) {
+  async function loadList({ page = 1, snapshot = null, focus = false, reason = "", fresh = false } = {}) {
     const seq = ++state.loadSeq;
     showSkeleton();
-    const query = new URLSearchParams({ page: String(page), page_size: String(PAGE_SIZE) });
+    const filtering = C.filtersActive(state.filters);
+    // Filters apply to the whole list (125 at most): read it in one page of the same snapshot.
+    const query = new URLSearchParams({ page: String(filtering ? 1 : page),
+      page_size: String(filtering ? 125 : PAGE_SIZE) });
     if (snapshot) query.set("snapshot", snapshot);
+    if (fresh && !snapshot) query.set("refresh", "true");
     let result;
     try {
       result = await api("GET", `${base}/matches?${query}`);
@@ -374,7 +482,10 @@
     state.unresolved = result.unresolved_locations || [];
     const learned = /-l(\d+)$/.exec(result.snapshot || "");
     state.listLearningVersion = learned ? Number(learned[1]) : null;
-    state.candidates = result.candidates;
+    state.unfiltered = result.candidates.length;
+    state.candidates = filtering ? result.candidates.filter((candidate) => C.passes(candidate, state.filters))
+      : result.candidates;
+    if (filtering) state.pages = 1;
     for (const candidate of result.candidates) {
       const done = state.done.get(candidate.candidate_id) || new Set();
       if (STATUS_ACTION[candidate.status]) done.add(STATUS_ACTION[candidate.status]);
@@ -386,13 +497,17 @@
     const summary = summaryText();
     if (focus) {
       $("list-heading").focus({ preventScroll: true });
-      $("list-heading").scrollIntoView({ block: "start" });
+      // Scroll this frame's own page only: scrollIntoView would scroll the CRM's page around the frame too.
+      const top = $("list-heading").getBoundingClientRect().top + window.scrollY;
+      if (top < window.scrollY) window.scrollTo({ top });
+      tellParent({ type: "recmatch:list-top", pipelineId: config.pipelineId, offset: Math.round(top) });
     }
     announce(`${reason}${state.total ? `${summary}. Page ${state.page} of ${state.pages}.` : "No candidates match yet."}`);
   }
 
   function summaryText() {
     if (!state.total) return "No candidates";
+    if (C.filtersActive(state.filters)) return `${state.candidates.length} of ${state.total} match your filters`;
     const first = (state.page - 1) * PAGE_SIZE + 1;
     const last = Math.min(state.total, first + state.candidates.length - 1);
     return `${first}–${last} of ${state.total}`;
@@ -446,10 +561,24 @@
       reportHeight();
       return;
     }
+    if (!state.candidates.length && C.filtersActive(state.filters)) {
+      list.replaceChildren();
+      list.hidden = true;
+      $("pager").hidden = true;
+      $("state").replaceChildren(el("div", { class: "rm-state-box", dataset: { state: "filtered-out" } },
+        icon("info", "rm-state-icon"),
+        el("h3", { class: "rm-state-title", text: "No candidates on this list match your filters" }),
+        el("button", { type: "button", class: "rm-btn rm-btn--ghost", text: "Clear filters", onclick: clearFilters })));
+      $("state").hidden = false;
+      reportHeight();
+      return;
+    }
     $("state").hidden = true;
     list.hidden = false;
     list.replaceChildren(...state.candidates.map(renderCard));
-    renderPager();
+    if (C.filtersActive(state.filters)) $("pager").hidden = true;
+    else renderPager();
+    renderSelection();
     reportHeight();
   }
 
@@ -487,7 +616,26 @@
     const notices = [...state.limits.entries()].map(([action, detail]) => el("div",
       { class: "rm-notice rm-notice--warn", dataset: { limit: action } },
       icon("warn"), el("p", {}, el("strong", { text: `${ACTIONS[action]?.short || action} limit reached. ` }), detail)));
+    if (state.total && state.relaxation.length) {
+      // Always say what was relaxed, not only when the list is empty: the marked candidates are there because of it.
+      const relaxed = state.relaxation.map((step) => RELAXATION_WORDS[step] || step.replace(/_/g, " "));
+      notices.push(el("div", { class: "rm-notice rm-notice--info", id: "relaxation", dataset: { relaxation:
+        state.relaxation.join(" ") } }, icon("info"), el("p", {},
+        el("strong", { text: "Fewer than 125 candidates matched exactly. " }),
+        `To fill the list, we ${listWords(relaxed)}. Candidates listed only because of this are marked.`)));
+    }
     $("notices").replaceChildren(...notices);
+  }
+
+  function relaxedMarks(candidate) {
+    const marks = [];
+    for (const mark of candidate.relaxed || []) {
+      const radius = state.pipeline?.radius_km;
+      const text = mark === "outside_radius"
+        ? (radius ? `outside your ${Math.round(radius)} km` : "outside your area") : RELAXED_MARKS[mark];
+      if (text) marks.push(el("span", { class: "rm-badge rm-badge--relaxed", dataset: { relaxed: mark }, text }));
+    }
+    return marks;
   }
 
   // -- one candidate --------------------------------------------------------------------------------------------------
@@ -504,24 +652,6 @@
     return parts.join(" · ");
   }
 
-  function plainReason(reason) {
-    let match;
-    if ((match = /^title: (.+) ~ (.+)$/.exec(reason))) return `Current title “${match[1]}” is a ${match[2]} role`;
-    if ((match = /^title ~ (.+)$/.exec(reason))) return `Current role is a ${match[1]} role`;
-    if ((match = /^title: (.+)$/.exec(reason))) return `Current title “${match[1]}” matches the job title`;
-    if ((match = /^related title: (.+)$/.exec(reason))) return `Works in a related role: ${match[1]}`;
-    if ((match = /^past title ~ (.+)$/.exec(reason))) return `Previously worked as ${match[1]}`;
-    if ((match = /^past title: (.+)$/.exec(reason))) return `Previously held the title “${match[1]}”`;
-    if ((match = /^skills: (.+)$/.exec(reason))) {
-      const count = match[1].split(", ").length;
-      return `Has ${count === 1 ? "one" : count} of your skills: ${match[1]}`;
-    }
-    if ((match = /^in (.+)$/.exec(reason))) return `Based in ${match[1]}`;
-    if (/ km from /.test(reason)) return `Lives ${reason}`;
-    if (reason === "open to remote") return "Open to remote work";
-    return capitalise(reason);
-  }
-
   function renderCard(candidate) {
     const cid = candidate.candidate_id;
     const key = `${safeId(cid)}-${candidate.rank}`;
@@ -536,6 +666,7 @@
       : candidate.name;
     const badges = [];
     if (candidate.new) badges.push(el("span", { class: "rm-badge rm-badge--new", text: "New" }));
+    badges.push(...relaxedMarks(candidate));
     if (candidate.status) {
       badges.push(el("span", { class: `rm-badge rm-badge--status rm-badge--${candidate.status}`,
         dataset: { status: candidate.status } }, icon("check"),
@@ -543,17 +674,22 @@
     }
     const role = [candidate.title, candidate.company].filter(Boolean).join(" · ");
     const where = whereText(candidate);
-    const skills = (candidate.matched_skills || []).map((skill) => el("li", { class: "rm-chip rm-chip--match" },
+    const skills = uniqueSkills(candidate.matched_skills).map((skill) => el("li", { class: "rm-chip rm-chip--match" },
       icon("check"), skill));
-    const reasons = (candidate.reasons || []).map((reason) => el("li", { text: plainReason(reason) }));
+    const reasons = C.reasonsFor(candidate, state.pipeline).map((reason) => el("li", { text: reason }));
     const message = state.messages.get(cid);
-    const buttons = Object.keys(ACTIONS).map((action) => actionButton(candidate, action, done, key));
+    const buttons = dismissed
+      ? [state.undoable.has(cid) ? undoButton(candidate) : null] // a dismissed card offers only its undo
+      : Object.keys(ACTIONS).map((action) => actionButton(candidate, action, done, key));
+    const detailId = `detail-${key}`;
+    const detailOpen = state.details.has(cid);
     const exportBlocked = !candidate.allow_export;
     return el("li", { class: `rm-card${dismissed ? " rm-card--dismissed" : ""}`, dataset: { candidateId: cid } },
       el("article", { "aria-labelledby": nameId, class: "rm-card-inner" },
         el("div", { class: "rm-card-head" },
           el("h3", { class: "rm-name", id: nameId }, name),
           badges.length ? el("div", { class: "rm-badges" }, badges) : null,
+          C.strengthMeter(candidate, state.pipeline),
           el("span", { class: "rm-rank", title: `Rank ${candidate.rank}`, "aria-label": `Rank ${candidate.rank}`,
             text: `#${candidate.rank}` })),
         candidate.headline ? el("p", { class: "rm-headline", text: candidate.headline }) : null,
@@ -561,14 +697,21 @@
         candidate.location || where ? el("p", { class: "rm-where" }, icon("pin"),
           el("span", { text: [candidate.location, where].filter(Boolean).join(" — ") })) : null,
         skills.length ? el("ul", { class: "rm-chips rm-skills", "aria-label": "Matched skills" }, skills) : null,
-        reasons.length ? el("div", { class: "rm-why" },
-          el("button", { type: "button", class: "rm-why-toggle", "aria-expanded": expanded ? "true" : "false",
+        el("div", { class: "rm-links" },
+          reasons.length ? el("button", { type: "button", class: "rm-why-toggle", "aria-expanded": expanded ? "true" : "false",
             "aria-controls": whyId, dataset: { focus: "why" }, onclick: () => toggleWhy(cid) },
           icon("chevron", "rm-why-chevron"), "Why?",
-          el("span", { class: "rm-sr-only", text: ` ${candidate.name} matches` })),
-          el("div", { class: "rm-why-body", id: whyId, role: "region", "aria-label": `Why ${candidate.name} matches`,
-            hidden: !expanded }, el("ul", { class: "rm-reasons" }, reasons))) : null,
-        el("div", { class: "rm-actions", role: "group", "aria-label": `Actions for ${candidate.name}` }, buttons),
+          el("span", { class: "rm-sr-only", text: ` ${candidate.name} matches` })) : null,
+          el("button", { type: "button", class: "rm-detail-toggle", "aria-expanded": detailOpen ? "true" : "false",
+            "aria-controls": detailId, dataset: { focus: "detail" }, onclick: () => toggleDetail(cid) },
+          icon("chevron", "rm-why-chevron"), "Details",
+          el("span", { class: "rm-sr-only", text: ` about ${candidate.name}` }))),
+        reasons.length ? el("div", { class: "rm-why-body", id: whyId, role: "region",
+          "aria-label": `Why ${candidate.name} matches`, hidden: !expanded }, el("ul", { class: "rm-reasons" }, reasons))
+          : null,
+        detailOpen ? C.detailPanel(candidate, detailId) : null,
+        el("div", { class: "rm-actions", role: "group", "aria-label": `Actions for ${candidate.name}` },
+          dismissed ? null : selectBox(candidate), buttons),
         exportBlocked ? el("p", { class: "rm-sr-only", id: `noexport-${key}`, text: NOT_EXPORTABLE }) : null,
         message ? el("p", { class: `rm-card-msg rm-card-msg--${message.tone}`, dataset: { message: message.tone } },
           message.tone === "error" ? icon("warn") : icon("info"), el("span", { text: message.text })) : null));
@@ -581,11 +724,13 @@
     const busy = state.busy.has(`${cid}:${action}`);
     const limited = state.limits.has(action) && !isDone;
     const noExport = action === "export" && !candidate.allow_export && !isDone;
-    const unavailable = isDone || busy || limited || noExport;
+    const noMessaging = action === "inmail" && Boolean(state.noMessaging) && !isDone;
+    const unavailable = isDone || busy || limited || noExport || noMessaging;
     let label = isDone ? spec.done : spec.verb;
     if (busy) label = action === "inmail" ? "Sending…" : `${spec.verb}…`;
     let title = null;
     if (noExport) title = NOT_EXPORTABLE;
+    else if (noMessaging) title = state.noMessaging;
     else if (limited) title = `${ACTIONS[action].short} limit reached: ${state.limits.get(action)}`;
     else if (isDone) title = `${spec.done}`;
     return el("button", {
@@ -628,6 +773,121 @@
     reportHeight();
   }
 
+  // -- the detail panel -----------------------------------------------------------------------------------------------
+
+  function toggleDetail(cid) {
+    if (state.details.has(cid)) state.details.delete(cid);
+    else state.details.add(cid);
+    updateCard(cid);
+  }
+
+  // -- filters within the list ----------------------------------------------------------------------------------------
+
+  function renderFilterChoices() {
+    const select = $("filter-skill");
+    const current = select.value;
+    const skills = state.pipeline?.skills || [];
+    select.replaceChildren(el("option", { value: "", text: "Any skill" }),
+      ...skills.map((skill) => el("option", { value: skill, text: skill })));
+    select.value = skills.includes(current) ? current : "";
+    select.closest(".rm-filter").hidden = skills.length === 0;
+    $("filter-distance").closest(".rm-filter").hidden = !(state.pipeline?.locations || []).length;
+  }
+
+  function readFilters() {
+    state.filters = { skill: $("filter-skill").value, maxKm: Number($("filter-distance").value) || 0,
+      openToWork: $("filter-open").checked, newOnly: $("filter-new").checked };
+    $("filter-clear").hidden = !C.filtersActive(state.filters);
+    state.selected.clear();
+    loadList({ page: 1, snapshot: state.snapshot });
+  }
+
+  function clearFilters() {
+    $("filters").reset();
+    readFilters();
+  }
+
+  // -- several candidates at once -------------------------------------------------------------------------------------
+
+  function selectBox(candidate) {
+    const cid = candidate.candidate_id;
+    return el("label", { class: "rm-select", title: `Select ${candidate.name}` },
+      el("input", { type: "checkbox", class: "rm-select-box", checked: state.selected.has(cid),
+        dataset: { focus: "select" }, "aria-label": `Select ${candidate.name}`,
+        onchange: (event) => {
+          if (event.currentTarget.checked) state.selected.add(cid);
+          else state.selected.delete(cid);
+          renderSelection();
+        } }));
+  }
+
+  function renderSelection() {
+    const visible = new Set(state.candidates.map((candidate) => candidate.candidate_id));
+    for (const cid of [...state.selected]) if (!visible.has(cid)) state.selected.delete(cid);
+    const count = state.selected.size;
+    $("selection").hidden = count === 0;
+    $("selection-count").textContent = `${count} selected`;
+    reportHeight();
+  }
+
+  /* One action on every selected candidate: each is still its own idempotent request, within its own limits. */
+  async function actOnSelection(action, body) {
+    const chosen = state.candidates.filter((candidate) => state.selected.has(candidate.candidate_id));
+    let done = 0;
+    const skipped = [];
+    for (const candidate of chosen) {
+      const already = (state.done.get(candidate.candidate_id) || new Set()).has(action);
+      if (already) { done += 1; continue; }
+      if (action === "export" && !candidate.allow_export) { skipped.push(`${candidate.name} (not exportable)`); continue; }
+      if (state.limits.has(action)) { skipped.push(`${candidate.name} (limit reached)`); continue; }
+      try {
+        await perform(candidate, action, body);
+        done += 1;
+      } catch (error) {
+        if (error.status === 401) return;
+        skipped.push(`${candidate.name} (${errorText(error)})`);
+      }
+    }
+    state.selected.clear();
+    for (const candidate of chosen) updateCard(candidate.candidate_id);
+    renderSelection();
+    const verb = ACTIONS[action].done.toLowerCase();
+    const summary = `${capitalise(verb)} ${done} of ${chosen.length}.${skipped.length ? ` Not done: ${skipped.join(", ")}.` : ""}`;
+    $("notices").replaceChildren(el("div", { class: `rm-notice${skipped.length ? " rm-notice--warn" : ""}`,
+      dataset: { selection: action } }, icon(skipped.length ? "warn" : "check"), el("p", { text: summary })));
+    announce(summary);
+  }
+
+  // -- undo of a dismissal --------------------------------------------------------------------------------------------
+
+  function undoButton(candidate) {
+    return el("button", { type: "button", class: "rm-btn rm-btn--action rm-btn--undo", dataset: { action: "undo", focus: "action:dismiss" },
+      "aria-label": `Undo dismissal of ${candidate.name}`, onclick: () => undoDismissal(candidate) },
+    el("span", { text: "Undo dismissal" }));
+  }
+
+  async function undoDismissal(candidate) {
+    const cid = candidate.candidate_id;
+    let result;
+    try {
+      result = await api("DELETE", `${base}/candidates/${encodeURIComponent(cid)}/dismiss`);
+    } catch (error) {
+      if (error.status !== 401) setMessage(cid, errorText(error), "error");
+      return;
+    }
+    state.undoable.delete(cid);
+    state.done.get(cid)?.delete("dismiss");
+    candidate.status = result.status === "none" ? null : result.status;
+    updateCard(cid);
+    findCard(cid)?.querySelector('[data-focus="action:dismiss"]')?.focus();
+    announce(`Dismissal of ${candidate.name} undone.`);
+    tellParent({ type: "recmatch:undismissed", pipelineId: config.pipelineId, candidateId: cid,
+      status: candidate.status });
+    if (typeof result.learning_version === "number") state.learningVersion = result.learning_version;
+    markRankingUpdate();
+    loadLearned();
+  }
+
   // -- actions --------------------------------------------------------------------------------------------------------
 
   function onAction(event, candidate, action) {
@@ -641,6 +901,11 @@
     if (action === "export" && !candidate.allow_export) {
       setMessage(cid, NOT_EXPORTABLE, "info");
       announce(NOT_EXPORTABLE);
+      return;
+    }
+    if (action === "inmail" && state.noMessaging) {
+      setMessage(cid, state.noMessaging, "info");
+      announce(state.noMessaging);
       return;
     }
     if (state.limits.has(action)) {
@@ -678,6 +943,10 @@
         renderNotices();
         for (const item of state.candidates) updateCard(item.candidate_id);
         announce(`${ACTIONS[action].short} limit reached. ${error.detail}`);
+      } else if (error.type === "MessagingNotConfigured") {
+        state.noMessaging = error.detail;
+        for (const item of state.candidates) updateCard(item.candidate_id);
+        announce(error.detail);
       } else if (error.type === "NotExportable") {
         candidate.allow_export = false;
         setMessage(cid, error.detail || NOT_EXPORTABLE, "info");
@@ -694,6 +963,7 @@
     done.add(action);
     state.done.set(cid, done);
     candidate.status = result.status || ACTIONS[action].status;
+    if (action === "dismiss") state.undoable.add(cid);
     const detail = action === "dismiss" && body?.reason ? ` (${body.reason})` : "";
     const suffix = action === "export" ? " to your CRM" : "";
     state.messages.delete(cid);
@@ -742,14 +1012,14 @@
   let composing = null;
 
   function inmailTemplate(candidate) {
-    const role = state.pipeline?.title || "an open";
+    const role = state.pipeline?.title || "open";
     const current = [candidate.title, candidate.company].filter(Boolean).join(" at ");
     const skills = (candidate.matched_skills || []).slice(0, 3);
     const subject = `${role} opportunity`.slice(0, 200);
     const lines = [
       `Hi ${firstName(candidate.name)},`,
       "",
-      `I’m hiring for a ${role} role and your background${current ? ` as ${current}` : ""} caught my eye`
+      `I’m hiring for ${C.article(role)} ${role} role and your background${current ? ` as ${current}` : ""} caught my eye`
         + `${skills.length ? `, especially your experience with ${listWords(skills)}` : ""}.`,
       "",
       "Would you be open to a short conversation about it? If so, the link below lets you share your email and "
@@ -803,6 +1073,11 @@
       $("composer").close();
     } catch (error) {
       if (error.status === 401) return;
+      if (error.type === "MessagingNotConfigured") {
+        $("composer").close();
+        setMessage(candidate.candidate_id, error.detail, "error");
+        return;
+      }
       showFormError("composer-error", error.status === 429
         ? `InMail limit reached. ${error.detail}` : errorText(error));
       setDialogBusy("composer-send", error.status === 429, "Send InMail");
@@ -810,6 +1085,7 @@
   }
 
   let dismissing = null;
+  const SELECTION = { candidate_id: "", name: "the selected candidates" }; // the dismiss dialog for a selection
 
   function openDismiss(candidate, opener) {
     dismissing = candidate;
@@ -827,6 +1103,12 @@
     const candidate = dismissing;
     if (!candidate) return;
     const reason = $("dismisser").querySelector('input[name="reason"]:checked')?.value;
+    if (candidate === SELECTION && reason) {
+      const note = $("dismiss-note").value.trim();
+      $("dismisser").close();
+      await actOnSelection("dismiss", note ? { reason, note } : { reason });
+      return;
+    }
     if (!reason) {
       showFormError("dismiss-error", "Choose what doesn’t fit, so the list can learn from it.");
       $("dismisser").querySelector('input[name="reason"]').focus();
@@ -871,10 +1153,12 @@
       state.pipeline = null;
     }
     renderHeader();
+    renderFilterChoices();
   }
 
   async function refreshAll() {
-    await Promise.all([loadPipeline(), loadList({ page: 1, focus: true }), loadLearned()]);
+    state.undoable.clear(); // a new list: dismissed candidates leave it
+    await Promise.all([loadPipeline(), loadList({ page: 1, focus: true, fresh: true }), loadLearned()]);
   }
 
   function start() {
@@ -894,12 +1178,27 @@
     });
     $("learned-more").addEventListener("click", toggleLearned);
     $("refresh").addEventListener("click", () => refreshAll());
+    for (const id of ["filter-skill", "filter-distance", "filter-open", "filter-new"]) {
+      $(id).addEventListener("change", readFilters);
+    }
+    $("filters").addEventListener("submit", (event) => event.preventDefault());
+    $("filter-clear").addEventListener("click", clearFilters);
+    $("selection-save").addEventListener("click", () => actOnSelection("save"));
+    $("selection-export").addEventListener("click", () => actOnSelection("export"));
+    $("selection-dismiss").addEventListener("click", (event) => openDismiss(SELECTION, event.currentTarget));
+    $("selection-clear").addEventListener("click", () => {
+      state.selected.clear();
+      for (const item of state.candidates) updateCard(item.candidate_id);
+      renderSelection();
+    });
+    window.addEventListener("message", onParentMessage);
     if ("ResizeObserver" in window) new ResizeObserver(reportHeight).observe($("app"));
     reportHeight();
     if (!config.token || !config.pipelineId || config.tokenState !== "valid") {
       showExpired(config.tokenState === "expired" ? "expired" : "invalid", { focus: false });
       return;
     }
+    scheduleExpiryNotice();
     Promise.all([loadPipeline(), loadList({ page: 1 }), loadLearned()]);
   }
 

@@ -26,6 +26,7 @@ class SnapshotEntry(BaseModel):
     distance_km: float | None
     nearest_location: str | None = None
     new: bool
+    relaxed: list[str] = []
 
 
 class Snapshot(BaseModel):
@@ -76,15 +77,16 @@ async def load_snapshot(
 
 async def store_snapshot(
     *, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline, snapshot: Snapshot,
-    recent: RecentPipelines | None = None,
+    recent: RecentPipelines | None = None, replace: bool = False,
 ) -> Snapshot:
     """Keep the day's list and point its pipeline at it; returns the list kept, which is an earlier one when
-    another request stored the same snapshot first (the first stored wins, so pages agree)."""
+    another request stored the same snapshot first (the first stored wins, so pages agree) unless REPLACE (a
+    refresh that found new candidates) says the new list takes its place."""
     kept = snapshot
     try:
         with map_es_errors("storing a snapshot"):
             await es.index(index=names.snapshots, id=snapshot_id(pipeline, snapshot.snapshot),
-                           document=snapshot.model_dump(mode="json"), op_type="create")
+                           document=snapshot.model_dump(mode="json"), op_type="index" if replace else "create")
     except elasticsearch.ConflictError:
         kept = await load_snapshot(es=es, names=names, tenant_id=pipeline.tenant_id,
                                    crm_pipeline_id=pipeline.crm_pipeline_id, key=snapshot.snapshot) or snapshot
