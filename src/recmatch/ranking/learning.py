@@ -49,6 +49,7 @@ __all__ = [
     "Signal",
     "describe",
     "example_of",
+    "forget_dismissal",
     "learned_boosts",
     "record",
     "remove_item",
@@ -183,6 +184,12 @@ def record(state: LearningState, *, example: Example) -> LearningState:
     """The state after one more example; a candidate's newer example replaces an older one."""
     kept = [old for old in state.examples if old.candidate_id != example.candidate_id or not example.candidate_id]
     return replace(state, examples=(*kept, example)[-MAX_EXAMPLES:])
+
+
+def forget_dismissal(state: LearningState, *, candidate_id: str) -> LearningState:
+    """The state without a candidate's dismissal (an undo)."""
+    return replace(state, examples=tuple(example for example in state.examples
+                                         if not (example.candidate_id == candidate_id and example.signal == "dismiss")))
 
 
 def remove_item(state: LearningState, *, kind: str, key: str) -> LearningState:
