@@ -230,15 +230,18 @@ def test_undo_of_a_dismissal_restores_status_list_and_learning(app_client: TestC
     first = _first_page(app_client, seats.recruiter, "p-undo")["candidates"]
     kept, undone = first[0]["candidate_id"], first[1]["candidate_id"]
     assert app_client.post(f"/v1/pipelines/p-undo/candidates/{kept}/save", headers=key).status_code == 200
-    learned_after_save = app_client.get("/v1/pipelines/p-undo/learned", headers=key).json()["items"]
+    learned_after_save = app_client.get("/v1/pipelines/p-undo/learned", headers=key).json()
+    learned_after_save = (learned_after_save["items"], learned_after_save["examples"])
     dismissed = app_client.post(f"/v1/pipelines/p-undo/candidates/{undone}/dismiss", json={"reason": "title"},
                                 headers=key)
     assert dismissed.status_code == 200
-    assert app_client.get("/v1/pipelines/p-undo/learned", headers=key).json()["items"] != learned_after_save
+    learned = app_client.get("/v1/pipelines/p-undo/learned", headers=key).json()
+    assert learned["examples"] == learned_after_save[1] + 1  # the dismissal is learned from
     back = app_client.delete(f"/v1/pipelines/p-undo/candidates/{undone}/dismiss", headers=key)
     assert back.status_code == 200, back.text
     assert back.json()["status"] == "none"
-    assert app_client.get("/v1/pipelines/p-undo/learned", headers=key).json()["items"] == learned_after_save
+    learned = app_client.get("/v1/pipelines/p-undo/learned", headers=key).json()
+    assert (learned["items"], learned["examples"]) == learned_after_save  # and forgotten again
     listed = {c["candidate_id"]: c for c in _first_page(app_client, seats.recruiter, "p-undo")["candidates"]}
     assert undone in listed and listed[undone]["status"] is None
     again = app_client.delete(f"/v1/pipelines/p-undo/candidates/{undone}/dismiss", headers=key)

@@ -1,7 +1,7 @@
 """Undo a dismissal: the candidate's status, the pipeline's exclusions and what the ranking learned, as before it.
 
-What was learned is rebuilt by replaying the pipeline's hiring signals (the events index, oldest first, from its
-last reset on) without the undone dismissal, so the other signals recorded since keep their effect exactly.
+What was learned loses the undone dismissal's example (the learner refits from its examples on every list), so the
+other signals recorded since keep their effect exactly.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from typing import Any
 
 import elasticsearch
 from elasticsearch import AsyncElasticsearch
-from elasticsearch.helpers import async_scan
 
 from recmatch.accounts.service import Principal
 from recmatch.actions.registry import ACTION_TYPES, Action
@@ -59,13 +58,14 @@ async def undo_dismissal(*, es: AsyncElasticsearch, names: IndexNames, principal
         raise Conflict(f"another action on {candidate_id} was recorded at the same moment; retry") from None
     await record_marker(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id,
                         candidate_id=candidate_id, action=UNDO, at=now)
-    counts = await replayed_counts(es=es, names=names, tenant_id=tenant_id, crm_pipeline_id=crm_pipeline_id)
 
     def change(current: StoredPipeline) -> dict[str, Any]:
         acted = current.acted_candidate_ids
         if not remaining:
             acted = [cid for cid in acted if cid != candidate_id]
-        return {"learned": counts.to_dict() if counts.signals else None,
+        learned = learning.forget_dismissal(learning.LearningState.from_dict(current.learned),
+                                            candidate_id=candidate_id)
+        return {"learned": learned.to_dict() if learned.examples or learned.removed else None,
                 "learning_version": current.learning_version + 1, "acted_candidate_ids": acted}
 
     updated = await update_pipeline(es=es, names=names, pipeline=pipeline, change=change)
@@ -83,32 +83,3 @@ async def record_marker(*, es: AsyncElasticsearch, names: IndexNames, principal:
     with map_es_errors("recording the event"):
         await ignoring(es, 409).index(index=names.events, id=event["event_id"], document=event,
                                       op_type="create", refresh="wait_for")
-
-
-async def replayed_counts(*, es: AsyncElasticsearch, names: IndexNames, tenant_id: str,
-                          crm_pipeline_id: str) -> learning.FeedbackCounts:
-    """What the pipeline's hiring signals teach, replayed oldest first from the last reset, undone ones left out."""
-    query = {"bool": {"filter": [{"term": {"tenant_id": tenant_id}}, {"term": {"crm_pipeline_id": crm_pipeline_id}},
-                                 {"terms": {"action": [*learning.SIGNALS, UNDO, RESET]}}]}}
-    with map_es_errors("reading the pipeline's signals"):
-        await es.indices.refresh(index=names.events)
-        events = [hit["_source"] async for hit in async_scan(es, index=names.events, query={"query": query},
-                                                             preserve_order=True, sort=[{"at": "asc"}])]
-    kept: list[dict[str, Any]] = []
-    for event in events:
-        if event["action"] == RESET:
-            kept = []
-        elif event["action"] == UNDO:
-            for index in range(len(kept) - 1, -1, -1):  # the latest dismissal of that candidate
-                if kept[index]["action"] == "dismiss" and kept[index]["candidate_id"] == event["candidate_id"]:
-                    del kept[index]
-                    break
-        else:
-            kept.append(event)
-    counts = learning.FeedbackCounts()
-    for event in kept:
-        features = event.get("features") or {}
-        source = {**features, "location": {"country": features.get("country"), "region": features.get("region")}}
-        counts = learning.record(counts, features=learning.features_of(source), signal=event["action"],
-                                 reason=event.get("reason") if event["action"] == "dismiss" else None)
-    return counts

@@ -49,6 +49,7 @@ __all__ = [
     "Signal",
     "describe",
     "example_of",
+    "forget_dismissal",
     "learned_boosts",
     "record",
     "remove_item",
@@ -66,7 +67,7 @@ MAX_EXAMPLES = 300  # the newest examples a pipeline keeps
 VAGUE_WEIGHT = 0.5  # an "other" (or reasonless) dismissal: a negative on every kind, at this weight
 PASSED_WEIGHT = 0.2  # shown on a worked page and passed over: a weak negative on every kind
 MIN_LOG_WEIGHT = 0.15  # smaller weights (factors within ×0.86–×1.16) only break ties: left out
-MAX_FACTORS = 10  # the strongest factors the query gets: the body and its cost stay bounded
+MAX_FACTORS = 32  # the strongest factors the query gets (query.MAX_LEARNED_FACTORS): the body stays bounded
 YEARS_THRESHOLDS = (2, 4, 6, 8, 10, 12, 15, 20, 25)
 DISTANCE_KM = (10, 20, 30, 40, 60, 100, 250)
 _FORMAT_VERSION = 2
@@ -183,6 +184,12 @@ def record(state: LearningState, *, example: Example) -> LearningState:
     """The state after one more example; a candidate's newer example replaces an older one."""
     kept = [old for old in state.examples if old.candidate_id != example.candidate_id or not example.candidate_id]
     return replace(state, examples=(*kept, example)[-MAX_EXAMPLES:])
+
+
+def forget_dismissal(state: LearningState, *, candidate_id: str) -> LearningState:
+    """The state without a candidate's dismissal (an undo)."""
+    return replace(state, examples=tuple(example for example in state.examples
+                                         if not (example.candidate_id == candidate_id and example.signal == "dismiss")))
 
 
 def remove_item(state: LearningState, *, kind: str, key: str) -> LearningState:
