@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help setup es-up es-down demo-data load-demo run test unit integration lint bench-reindex clean
+.PHONY: help setup es-up es-down demo-data load-demo run test unit integration lint bench-reindex bench-scale clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -22,8 +22,8 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
-es-up: setup  ## start (or reuse) the local Elasticsearch node on 127.0.0.1:9200
-	$(BIN)/recmatch es up
+es-up: setup  ## start (or reuse) the local Elasticsearch node on 127.0.0.1:9200 (NODES=3: a 3-node cluster)
+	$(BIN)/recmatch es up --nodes $${NODES:-1}
 
 es-down: setup  ## stop the local Elasticsearch node
 	$(BIN)/recmatch es down
@@ -58,6 +58,10 @@ integration: setup  ## integration tests only
 
 bench-reindex: es-up  ## benchmark: recmatch reindex vs a default streaming_bulk (DOCS=1000000)
 	$(BIN)/python scripts/bench_reindex.py --docs $${DOCS:-1000000}
+
+bench-scale: es-up  ## benchmark: the cost curve at 100k, 1M and 5M candidates (SIZES=...), plot in docs/scale.png
+	$(BIN)/pip install --quiet -e ".[test,bench]"
+	nice $(BIN)/python scripts/bench_scale.py --sizes $${SIZES:-100000,1000000,5000000}
 
 clean:  ## remove the virtualenv and generated data (not the Elasticsearch cache)
 	rm -rf $(VENV) var

@@ -21,8 +21,9 @@ os.environ.setdefault("RECMATCH_SECRETS_KEY", "bm90LWEtcmVhbC1zZWNyZXQtb25seS1mb
 
 
 def _answers(url: str) -> bool:
+    """The first node RECMATCH_ES_URL names (it may name several, comma-separated) answers."""
     try:
-        return httpx.get(f"{url}/_cluster/health", timeout=3.0).status_code == 200
+        return httpx.get(f"{url.split(',')[0].rstrip('/')}/_cluster/health", timeout=3.0).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -47,7 +48,7 @@ def es_url() -> Iterator[str]:
     """RECMATCH_ES_URL if it answers; else a testcontainers node when Docker runs; else the local node."""
     url = os.environ.get("RECMATCH_ES_URL")
     if url and _answers(url):
-        yield url.rstrip("/")
+        yield ",".join(host.strip().rstrip("/") for host in url.split(","))
         return
     if _docker_engine_answers():
         from testcontainers.elasticsearch import ElasticSearchContainer

@@ -64,8 +64,9 @@ def e2e_settings(settings: Settings) -> Settings:
 
 @pytest.fixture(scope="session")
 def e2e_pool(e2e_settings: Settings, es: Elasticsearch, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """3,000 demo candidates from the generator, loaded through a real reindex."""
-    return load_demo_pool(e2e_settings, es, tmp_path_factory.mktemp("e2e-pool"))
+    """6,000 demo candidates from the generator, loaded through a real reindex."""
+    # the pool spans all 1,016 occupations: 6,000 give the sandbox's backend pipeline a full list of 125
+    return load_demo_pool(e2e_settings, es, tmp_path_factory.mktemp("e2e-pool"), count=6000)
 
 
 def _free_port() -> int:

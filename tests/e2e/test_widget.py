@@ -255,7 +255,8 @@ def test_a_token_that_expires_while_open_turns_into_the_reopen_state_on_the_next
 def test_a_pipeline_nobody_matches_shows_what_was_relaxed_and_the_unplaced_location(
     page: Any, server: Server, artifacts: Path
 ):
-    synced = server.sync("e2e-empty", title="Zzyzx Qwerty Wrangler", locations=["Atlantis Nowhere"],
+    # a title and a skill no candidate shares anything with: the only way a list is empty
+    synced = server.sync("e2e-empty", title="Zzyzx Qwxvb", locations=["Atlantis Nowhere"],
                          skills=["Frobnication"], remote_ok=False)
     page.goto(server.url(synced["widget_url"]))
     state = page.locator("#state")
@@ -268,6 +269,26 @@ def test_a_pipeline_nobody_matches_shows_what_was_relaxed_and_the_unplaced_locat
     expect(page.locator("#pager")).to_be_hidden()
     expect(cards(page)).to_have_count(0)
     page.screenshot(path=artifacts / "empty-1200.png")
+
+
+def test_a_relaxed_list_says_what_was_relaxed_and_marks_who_is_outside_the_radius(
+    page: Any, server: Server, artifacts: Path
+):
+    synced = server.sync("e2e-relaxed", title="Registered Nurse", locations=["Austin, TX"], skills=[],
+                         remote_ok=False, radius_km=80)
+    page.goto(server.url(synced["widget_url"]))
+    notice = page.locator("#relaxation")
+    expect(notice).to_be_visible(timeout=60_000)
+    expect(notice).to_contain_text("widened the search radius")
+    expect(notice).to_contain_text("Candidates listed only because of this are marked")
+    outside = page.locator('#list .rm-badge--relaxed[data-relaxed="outside_radius"]')
+    expect(outside.first).to_have_text("outside your 80 km")
+    marked = page.locator("#list > li.rm-card").filter(has=outside)
+    # every marked card lives farther than 80 km (its distance is printed next to its location)
+    for text in marked.locator(".rm-where").all_inner_texts():
+        found = re.search(r"([\d,]+) km from", text)
+        assert found and int(found.group(1).replace(",", "")) > 80, text
+    page.screenshot(path=artifacts / "relaxed-1200.png")
 
 
 def test_an_unavailable_search_shows_the_error_with_retry(page: Any, server: Server):

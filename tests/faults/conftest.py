@@ -1,4 +1,5 @@
-"""Fault tests: an Elasticsearch node of their own (the shared one is never stopped), on a free port."""
+"""Fault tests: an Elasticsearch node or a 3-node cluster of their own (the shared node is never stopped), on free
+ports."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import pytest
 from recmatch.core.config import Settings
 from recmatch.core.errors import RecmatchError
 from recmatch.core.es import make_client
-from recmatch.ops.localnode import LocalNode
+from recmatch.ops.localnode import LocalCluster, LocalNode
 from tests.faults.support import port_open, wait_until
 
 FIRST_PORT, LAST_PORT = 9250, 9299
+CLUSTER_SIZE = 3
 
 
 @dataclass(frozen=True)
@@ -72,3 +74,68 @@ def fault_node() -> Iterator[FaultNode]:
             node.stop()
         # The data is ours alone; the logs stay in node-<port>/logs for a look after a failure.
         shutil.rmtree(node.node.node_dir / "data", ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class FaultCluster:
+    """A local cluster of 3 nodes these tests may kill nodes of; `settings` name every node, with 1 replica."""
+
+    cluster: LocalCluster
+    settings: Settings
+
+    @property
+    def nodes(self) -> list[LocalNode]:
+        return self.cluster.nodes
+
+    def node_named(self, name: str) -> LocalNode:
+        return next(node for node in self.nodes if node.name == name)
+
+    def heal(self) -> None:
+        """Start the nodes that are not running again and wait for a whole, green cluster."""
+        for node in self.nodes:
+            if node.pid() is None:
+                wait_until(lambda node=node: not port_open(node.port), timeout=60, what=f"{node.url} closes")
+        self.cluster.up(say=lambda line: None, timeout=300)
+        client = make_client(self.settings)
+        try:
+            client.options(request_timeout=130).cluster.health(wait_for_status="green", timeout="120s",
+                                                               wait_for_nodes=str(CLUSTER_SIZE))
+        finally:
+            client.close()
+
+
+def _free_cluster_ports() -> int:
+    """The first HTTP port P of FIRST_PORT..LAST_PORT with P..P+2 and their transport ports P+100.. all free."""
+    base = Settings()
+    for port in range(FIRST_PORT, LAST_PORT - CLUSTER_SIZE + 2):
+        ports = [port + offset for offset in range(CLUSTER_SIZE)]
+        ours = [LocalNode(base.model_copy(update={"local_es_port": p})).pid() for p in ports]
+        if not any(ours) and not any(port_open(p) or port_open(p + 100) for p in ports):
+            return port
+    raise RuntimeError(f"no {CLUSTER_SIZE} free ports for a fault-test cluster in {FIRST_PORT}..{LAST_PORT}")
+
+
+@pytest.fixture(scope="module")
+def fault_cluster() -> Iterator[FaultCluster]:
+    """Our own 3-node cluster for the module: 512 MB heap a node, stopped by pid after it, its data removed."""
+    port = _free_cluster_ports()
+    urls = ",".join(f"http://127.0.0.1:{port + offset}" for offset in range(CLUSTER_SIZE))
+    settings = Settings(es_url=urls, local_es_port=port, local_es_nodes=CLUSTER_SIZE, local_es_cluster_heap="512m",
+                        candidates_replicas=1, index_prefix=f"cluster-{uuid.uuid4().hex[:8]}")
+    cluster = FaultCluster(LocalCluster(settings, CLUSTER_SIZE), settings)
+    for node in cluster.nodes:  # a fresh cluster: data left by an earlier run would hold another cluster's state
+        shutil.rmtree(node.node_dir / "data", ignore_errors=True)
+    try:
+        cluster.cluster.up(say=lambda line: None, timeout=300)
+    except RecmatchError as exc:
+        cluster.cluster.down(say=lambda line: None)
+        if os.environ.get("CI"):
+            pytest.fail(f"the fault-test cluster did not start: {exc.detail}", pytrace=False)
+        pytest.skip(f"the fault-test cluster did not start: {exc.detail}")
+    try:
+        yield cluster
+    finally:
+        cluster.cluster.down(say=lambda line: None)
+        for node in cluster.nodes:
+            wait_until(lambda node=node: not port_open(node.port), timeout=60, what=f"{node.url} closes")
+            shutil.rmtree(node.node_dir / "data", ignore_errors=True)

@@ -59,8 +59,10 @@ class Call:
 class Traffic(threading.Thread):
     """A recruiter's client: read a page of matches, act on the next candidate, again; every answer recorded."""
 
-    def __init__(self, base_url: str, auth: dict[str, str]) -> None:
+    def __init__(self, base_url: str, auth: dict[str, str], *, pipeline_id: str = PIPELINE_ID,
+                 key_prefix: str = "traffic") -> None:
         super().__init__(name="traffic", daemon=True)
+        self.pipeline_id, self.key_prefix = pipeline_id, key_prefix
         self.client = httpx.Client(base_url=base_url, headers=auth, timeout=60)
         self.calls: list[Call] = []
         self.stop = threading.Event()
@@ -71,13 +73,14 @@ class Traffic(threading.Thread):
         for number in range(MAX_ITERATIONS):
             if self.stop.is_set() or time.monotonic() > deadline:
                 break
-            self.call("GET", f"/v1/pipelines/{PIPELINE_ID}/matches", params={"page": number % 3 + 1, "page_size": 10})
+            self.call("GET", f"/v1/pipelines/{self.pipeline_id}/matches",
+                      params={"page": number % 3 + 1, "page_size": 10})
             action = ACTIONS[number % len(ACTIONS)]
-            self.act(action, f"c-{number:06d}", key=f"traffic-{number}")
+            self.act(action, f"c-{number:06d}", key=f"{self.key_prefix}-{number}")
             time.sleep(0.05)
 
     def act(self, action: str, candidate_id: str, *, key: str) -> Call:
-        return self.call("POST", f"/v1/pipelines/{PIPELINE_ID}/candidates/{candidate_id}/{action}",
+        return self.call("POST", f"/v1/pipelines/{self.pipeline_id}/candidates/{candidate_id}/{action}",
                          json=BODIES[action], headers={"Idempotency-Key": key}, key=key, action=action,
                          candidate_id=candidate_id)
 

@@ -82,6 +82,10 @@ def test_receiver_down_for_a_while_gets_every_delivery_exactly_once(cfg: Setting
                 down_at = time.monotonic()
                 await enqueue(es_async, ids[BEFORE:])
                 await asyncio.sleep(DOWN_SECONDS)
+                # Down for at least DOWN_SECONDS, and until every entry was tried twice (a busy machine is slower).
+                await wait_for(
+                    lambda: all(entry["attempts"] >= 2 for entry in _outbox(es, names, ids[BEFORE:]).values()),
+                    "two tries of every delivery while the receiver is down", timeout=60.0)
                 tried = _outbox(es, names, ids[BEFORE:])
                 figures["tries_while_down"] = sum(entry["attempts"] for entry in tried.values())
                 assert all(entry["attempts"] >= 2 and entry["status"] != "delivered" for entry in tried.values()), tried

@@ -52,9 +52,11 @@ def test_list_has_125_ranked_candidates_with_reasons(app_client: TestClient, sea
     app_client.put("/v1/pipelines/p-backend", json=BACKEND, headers=seats.auth(seats.recruiter))
     pages = all_pages(app_client, seats.recruiter, "p-backend")
     candidates = [c for page in pages for c in page["candidates"]]
-    assert len(candidates) == pages[0]["total"] == 125
-    assert [c["rank"] for c in candidates] == list(range(1, 126))
-    assert len({c["candidate_id"] for c in candidates}) == 125
+    # the 3,000-candidate pool spans every occupation: the list is as long as who is within reach or remote
+    total = pages[0]["total"]
+    assert len(candidates) == total and 100 <= total <= 125
+    assert [c["rank"] for c in candidates] == list(range(1, total + 1))
+    assert len({c["candidate_id"] for c in candidates}) == total
     scores = [c["score"] for c in candidates]
     assert scores == sorted(scores, reverse=True) and min(scores) >= 0
     top = candidates[0]
@@ -312,3 +314,52 @@ def test_a_list_whose_storing_never_ran_is_not_served_from_memory_for_long(app_c
     first, soon, later = run_async(api_settings, work)
     assert first.computed and not soon.computed
     assert later.computed  # ranked again, so that this time it can be stored
+
+
+def test_an_unknown_title_gets_a_non_empty_list_labelled_by_its_relaxation(app_client: TestClient, seats: Seats):
+    unknown = {"title": "Zorblax Wrangler", "locations": ["Austin, TX"], "skills": ["Microsoft Excel"],
+               "radius_km": 80}
+    app_client.put("/v1/pipelines/p-unknown", json=unknown, headers=seats.auth(seats.recruiter))
+    pages = all_pages(app_client, seats.recruiter, "p-unknown")
+    candidates = [c for page in pages for c in page["candidates"]]
+    assert candidates, "a title in no taxonomy must still list who shares its words or skills"
+    assert pages[0]["relaxation"], "3,000 candidates hold fewer than 125 such people near Austin"
+    for candidate in candidates:
+        # within reach after widening (500 km at most), or open to remote; never from another continent
+        assert candidate["open_to_remote"] or (candidate["distance_km"] or 0) <= 500, candidate
+        if candidate["distance_km"] is not None and candidate["distance_km"] > 80 + 1:
+            assert "outside_radius" in candidate["relaxed"], candidate
+    assert any("outside_radius" in c["relaxed"] for c in candidates)
+
+
+def test_a_non_remote_pipeline_is_never_padded_from_other_continents(app_client: TestClient, seats: Seats):
+    berlin = {"title": "Accountant", "locations": ["Berlin"], "radius_km": 80}
+    app_client.put("/v1/pipelines/p-berlin", json=berlin, headers=seats.auth(seats.recruiter))
+    candidates = [c for page in all_pages(app_client, seats.recruiter, "p-berlin") for c in page["candidates"]]
+    assert all(c["open_to_remote"] or (c["distance_km"] is not None and c["distance_km"] <= 500) for c in candidates)
+    assert all(c["location"] is None or "IN" not in c["location"].split(", ")[-1:] or c["open_to_remote"]
+               for c in candidates)
+
+
+def test_a_senior_title_never_lists_juniors_above_equally_matched_seniors(app_client: TestClient, seats: Seats):
+    twin = {"title": "Software Engineer", "skills": ["Zyxlang"], "open_to_remote": True,
+            "location": {"name": "Austin, TX, US"}}
+    for cid, level in (("c-junior-twin", "junior"), ("c-senior-twin", "senior")):
+        upserted = app_client.put(f"/v1/admin/candidates/{cid}", json={**twin, "candidate_id": cid,
+                                                                        "name": f"{level} twin", "seniority": level},
+                                  headers=seats.auth(seats.admin))
+        assert upserted.status_code == 200
+    senior = {"title": "Senior Software Engineer", "skills": ["Zyxlang"], "locations": ["Remote"]}
+    app_client.put("/v1/pipelines/p-senior", json=senior, headers=seats.auth(seats.recruiter))
+    listed = {c["candidate_id"]: c["rank"] for page in all_pages(app_client, seats.recruiter, "p-senior")
+              for c in page["candidates"]}
+    assert listed["c-senior-twin"] < listed["c-junior-twin"]
+
+
+def test_a_fake_place_comes_back_unresolved(app_client: TestClient, seats: Seats):
+    fake = {"title": "Registered Nurse", "locations": ["Atlantis, ZZ"]}
+    stored = app_client.put("/v1/pipelines/p-atlantis", json=fake, headers=seats.auth(seats.recruiter)).json()
+    assert stored["unresolved_locations"] == ["Atlantis, ZZ"]
+    listing = app_client.get("/v1/pipelines/p-atlantis/matches", headers=seats.auth(seats.recruiter)).json()
+    assert listing["unresolved_locations"] == ["Atlantis, ZZ"]
+    assert listing["total"] > 0

@@ -211,3 +211,8 @@ def test_shipped_geonames_extract_is_current():
     script = Path(__file__).resolve().parents[2] / "scripts" / "build_geo_data.py"
     result = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_fake_place_with_an_unknown_code_is_not_guessed_elsewhere():
+    assert resolve("Atlantis, ZZ") is None  # not Atlantis, South Africa
+    assert resolve("Pune, MH") is not None  # a big city keeps its reading next to a code we cannot read

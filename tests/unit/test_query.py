@@ -19,6 +19,7 @@ from recmatch.ranking.query import (
     baseline_query,
     build_query,
     widened_radius_km,
+    widest_radius_km,
 )
 from recmatch.ranking.reasons import Wording
 from recmatch.ranking.understand import Understanding, understand
@@ -84,7 +85,7 @@ def _filter_kinds(body: dict[str, Any]) -> set[str]:
     kinds = set()
     for clause in _bool(body).get("filter", []):
         text = json.dumps(clause)
-        kinds.add("location" if "location:" in text else "skills" if '"skills"' in text else "title")
+        kinds.add("location" if "location:" in text else "title" if "title_norm" in text else "skills")
     return kinds
 
 
@@ -116,8 +117,9 @@ def test_title_only_pipeline_has_title_clauses_and_no_location_or_skill_filter()
     assert _filter_kinds(body) == {"title"}
     assert "function_score" not in body["query"]["function_score"]["query"]  # no proximity without places
     assert set(_names(body)) == {
-        "title.exact", "title.words", "title.shingles", f"title.occupation:{SOFTWARE}", f"title.related:{WEB}",
-        f"title.related:{QA}", f"title.past_occupation:{SOFTWARE}", "title.past_words",
+        "title.exact", "title.words", "title.some_words", "title.past_some_words", "title.shingles",
+        f"title.occupation:{SOFTWARE}", f"title.related:{WEB}", f"title.related:{QA}",
+        f"title.past_occupation:{SOFTWARE}", "title.past_words",
     }
 
 
@@ -280,11 +282,12 @@ def _without(body: dict[str, Any], kind: str) -> dict[str, Any]:
 
 def _filter_kinds_of(clause: dict[str, Any]) -> set[str]:
     text = json.dumps(clause)
-    return {"location" if "location:" in text else "skills" if '"skills"' in text else "title"}
+    return {"location" if "location:" in text else "title" if "title_norm" in text else "skills"}
 
 
 def test_relaxation_steps_are_the_documented_ones_in_order():
-    assert RELAXATION_STEPS == ("wider_radius", "related_titles", "fewer_skills", "any_location")
+    assert RELAXATION_STEPS == ("wider_radius", "related_titles", "fewer_skills", "title_words", "widest_radius",
+                                "remote_candidates")
 
 
 def test_wider_radius_widens_only_the_location_filter():
@@ -315,27 +318,63 @@ def test_fewer_skills_drops_only_the_skill_requirement():
     assert "skill:python" in _names(relaxed)  # skills still score
 
 
-def test_any_location_drops_the_filter_and_keeps_the_decay():
+def test_title_words_lets_any_title_word_or_skill_qualify_and_changes_nothing_else():
     understanding = _understand(**BACKEND_AUSTIN)
     strict = build_query(understanding=understanding)
-    relaxed = build_query(understanding=understanding, relax=["any_location"])
-    assert _filter_kinds(relaxed) == {"title", "skills"}
-    assert relaxed == _without(strict, "location")
-    assert "gauss" in json.dumps(relaxed["query"]["function_score"]["query"]["function_score"]["functions"])
+    relaxed = build_query(understanding=understanding, relax=["title_words"])
+    (title_filter,) = [c for c in _bool(relaxed)["filter"] if _filter_kinds_of(c) == {"title"}]
+    should = title_filter["bool"]["should"]
+    assert {"match": {"title_norm": {"query": "back end engineer"}}} in should
+    assert {"match": {"past_titles_norm": {"query": "back end engineer"}}} in should
+    assert {"terms": {"skills": ["python", "kubernetes", "go"]}} in should
+    assert _without(relaxed, "title") == _without(strict, "title")
 
 
-def test_all_steps_together_leave_only_the_loosened_title_filter():
+def test_widest_radius_reaches_500_km_and_remote_candidates_lets_remote_people_in():
+    understanding = _understand(**BACKEND_AUSTIN)
+    widest = build_query(understanding=understanding, relax=["wider_radius", "widest_radius"])
+    assert _named_clause(widest, "location:0")["distance"] == "500km"
+    assert widest_radius_km(40) == 500 and widest_radius_km(800) == 800
+    assert "remote" not in _names(widest)
+    remote = build_query(understanding=understanding, relax=["remote_candidates"])
+    assert _named_clause(remote, "remote") == {"value": True, "_name": "remote"}
+    assert _filter_kinds(remote) == {"title", "skills", "location"}  # never no location filter at all
+
+
+def test_all_steps_together_still_keep_a_location_filter():
     body = build_query(understanding=_understand(**BACKEND_AUSTIN), relax=RELAXATION_STEPS)
-    assert _filter_kinds(body) == {"title"}
+    assert _filter_kinds(body) == {"title", "location"}
 
 
 def test_applicable_steps_skip_what_would_change_nothing():
     assert applicable_steps(_understand(**BACKEND_AUSTIN)) == RELAXATION_STEPS
-    assert applicable_steps(_understand(title="Backend Engineer")) == ("related_titles",)
-    assert applicable_steps(_understand(title="Zzyzx Wrangler", locations=["Germany"])) == ("any_location",)
+    assert applicable_steps(_understand(title="Backend Engineer")) == ("related_titles", "title_words")
+    # a title in no taxonomy already ranks by its words and skills: no title step left, and no "anywhere" step
+    assert applicable_steps(_understand(title="Zzyzx Wrangler", locations=["Germany"])) == ("remote_candidates",)
     assert applicable_steps(_understand(title="QA Engineer", locations=["Austin, TX"], radius_km=500)) == (
-        "any_location",
+        "title_words", "remote_candidates",
     )
+    assert "remote_candidates" not in applicable_steps(_understand(**BACKEND_AUSTIN, remote_ok=True))
+
+
+def test_a_weak_title_qualifies_by_any_word_or_skill_from_the_start():
+    understanding = _understand(title="Zzyzx Wrangler", skills=["Python"])
+    assert understanding.weak_title
+    (title_filter,) = [c for c in _bool(build_query(understanding=understanding))["filter"]
+                       if _filter_kinds_of(c) == {"title"}]
+    should = title_filter["bool"]["should"]
+    assert {"match": {"title_norm": {"query": "wrangler zzyzx"}}} in should
+    assert {"terms": {"skills": ["python"]}} in should
+
+
+def test_a_senior_title_prefers_seniors_then_the_levels_next_to_it():
+    understanding = _understand(title="Senior Backend Engineer")
+    assert understanding.seniority == "senior"
+    body = build_query(understanding=understanding)
+    assert _named_clause(body, "seniority") == {"filter": {"term": {"seniority": "senior"}}, "boost": 1.5,
+                                                "_name": "seniority"}
+    assert _named_clause(body, "seniority.near")["filter"] == {"terms": {"seniority": ["mid", "lead"]}}
+    assert "seniority" not in _names(build_query(understanding=_understand(title="Backend Engineer")))
 
 
 def test_unknown_relaxation_step_is_refused():
@@ -377,12 +416,19 @@ def test_hostile_input_never_reaches_a_query_string_parser(relax):
     assert text_queries
 
 
-def test_baseline_is_a_plain_bm25_multi_match():
+def test_baseline_is_one_bm25_multi_match_of_title_and_skills_filtered_to_the_radius():
     body = baseline_query(title="Backend Engineer", skills=["Python", "Go"], size=25)
-    assert body["query"] == {
-        "multi_match": {"query": "Backend Engineer Python Go", "fields": ["title", "headline", "skills_text"]}
-    }
+    match = {"multi_match": {"query": "Backend Engineer Python Go",
+                             "fields": ["title^3", "past_titles", "headline", "skills_text"]}}
+    assert body["query"] == match
     assert body["size"] == 25
+    understanding = _understand(**BACKEND_AUSTIN, remote_ok=True)
+    austin = understanding.locations[0]
+    placed = baseline_query(title="Backend Engineer", skills=["Python", "Go"], size=25, understanding=understanding)
+    assert placed["query"] == {"bool": {"must": [match], "filter": [{"bool": {"should": [
+        {"geo_distance": {"distance": "40km", "location.geo": {"lat": austin.lat, "lon": austin.lon}}},
+        {"term": {"open_to_remote": True}},
+    ], "minimum_should_match": 1}}]}}
 
 
 # -- reasons ---------------------------------------------------------------------------------------------------------
@@ -440,3 +486,39 @@ def test_hit_inside_a_region_is_in_it_rather_than_far_from_its_centre():
 def test_hit_with_nothing_matched_has_no_reasons():
     explanation = Wording(_understand(title="Backend Engineer")).describe({"_source": {}})
     assert explanation.reasons == () and explanation.distance_km is None
+
+
+def test_a_candidate_outside_the_radius_is_marked_as_there_by_relaxation():
+    understanding = _understand(**BACKEND_AUSTIN)
+    inside = Wording(understanding).describe(_hit(
+        [f"title.occupation:{SOFTWARE}", "skill:python", "location:0"], title="Backend Engineer",
+        location={"geo": {"lat": 30.5083, "lon": -97.6789}}))  # Round Rock, 28 km
+    assert inside.relaxed == ()
+    outside = Wording(understanding).describe(_hit(
+        [f"title.occupation:{SOFTWARE}", "skill:python", "location:0"], title="Backend Engineer",
+        location={"geo": {"lat": 29.4241, "lon": -98.4936}}))  # San Antonio, 120 km
+    assert outside.relaxed == ("outside_radius",)
+
+
+def test_remote_counts_as_within_reach_only_when_the_pipeline_accepts_remote():
+    far_remote = _hit([f"title.occupation:{SOFTWARE}", "skill:go", "remote"], title="Backend Engineer",
+                      open_to_remote=True, location={"geo": [-0.1276, 51.5072]})
+    assert Wording(_understand(**BACKEND_AUSTIN, remote_ok=True)).describe(far_remote).relaxed == ()
+    assert Wording(_understand(**BACKEND_AUSTIN)).describe(far_remote).relaxed == ("outside_radius",)
+
+
+def test_related_titles_title_words_and_fewer_skills_are_marked():
+    understanding = _understand(**BACKEND_AUSTIN)
+    austin = {"geo": {"lat": 30.2672, "lon": -97.7431}}
+    related = Wording(understanding).describe(_hit(
+        [f"title.related:{WEB}", "skill:go"], title="Web Developer", location=austin))
+    assert related.relaxed == ("related_title",)
+    words = Wording(understanding).describe(_hit(["title.some_words"], title="Sound Engineer",
+                                                               location=austin))
+    assert words.relaxed == ("title_words", "fewer_skills")
+
+
+def test_nothing_is_marked_for_a_weak_title_which_never_filtered_on_its_words():
+    understanding = _understand(title="Zzyzx Wrangler", skills=["Python"])
+    explanation = Wording(understanding).describe(_hit(["skill:python"], title="Cook"))
+    assert explanation.relaxed == ()

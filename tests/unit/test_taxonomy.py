@@ -34,8 +34,9 @@ def _onet_dir() -> Path:
 
 
 def test_shipped_file_loads(taxonomy: Taxonomy) -> None:
-    assert shipped_taxonomy_path().stat().st_size < 400_000
-    assert 35 <= len(taxonomy.codes()) <= 60
+    assert shipped_taxonomy_path().name.endswith(".json.xz")
+    assert shipped_taxonomy_path().stat().st_size < 1_000_000
+    assert len(taxonomy.codes()) == 1016  # every O*NET 29.3 occupation
     assert "O*NET" in taxonomy.credit and "CC BY 4.0" in taxonomy.credit
     occupation = taxonomy.occupation(SOFTWARE_DEVELOPERS)
     assert occupation.title == "Software Developers"
@@ -136,3 +137,57 @@ def test_import_onet_for_two_codes(tmp_path: Path) -> None:
 def test_import_onet_rejects_unknown_codes() -> None:
     with pytest.raises(ValueError, match="99-9999.99"):
         import_onet(_onet_dir(), codes=["99-9999.99"])
+
+
+# -- hard titles, read with the shipped taxonomy ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("title", "code", "key"), [
+    ("schoo lcook", "35-2012.00", "school cook"),  # a space moved
+    ("schoolcook", "35-2012.00", "school cook"),  # a space dropped
+    ("conservatioinst", "19-1031.00", "conservationist"),  # letters transposed
+    ("Registered Nrse", REGISTERED_NURSES, "registered nurse"),  # a letter dropped
+    ("accountnat", "13-2011.00", "accountant"),
+    ("Manager, Sales", "11-2022.00", "sales manager"),  # inverted
+    ("Nurse, Registered", REGISTERED_NURSES, "registered nurse"),
+    ("SR. SOFTWARE ENGINEER", SOFTWARE_DEVELOPERS, "senior software engineer"),  # case and abbreviation
+    ("sr software engr", SOFTWARE_DEVELOPERS, "senior software engineer"),
+    ("RN", REGISTERED_NURSES, "registered nurse"),
+    ("Welder", "51-4121.00", "welder"),
+])
+def test_hard_titles_read_as_their_occupation(taxonomy: Taxonomy, title: str, code: str, key: str) -> None:
+    reading = taxonomy.read_title(title)
+    assert reading.key == key
+    assert reading.matches[0].code == code
+    assert reading.confidence >= 0.6
+
+
+@pytest.mark.parametrize("title", ["Hydrographer", "Banquet Cook", "Neuropathologist", "Pizza Cook", "Hydrogrpaher"])
+def test_titles_once_left_with_an_empty_list_now_have_an_occupation(taxonomy: Taxonomy, title: str) -> None:
+    assert taxonomy.read_title(title).confidence >= 0.6
+
+
+def test_a_title_in_no_taxonomy_resolves_weakly_to_weighted_occupations(taxonomy: Taxonomy) -> None:
+    reading = taxonomy.read_title("Zorblax Wrangler")
+    assert reading.matches and 0 < reading.confidence < 0.6
+    assert [m.confidence for m in reading.matches] == sorted((m.confidence for m in reading.matches), reverse=True)
+
+
+def test_repairs_never_touch_short_words_or_known_ones(taxonomy: Taxonomy) -> None:
+    assert taxonomy.read_title("QA Lead").key == "quality assurance lead"
+    assert taxonomy.read_title("Nurse").key == "nurse"
+
+
+def test_stored_title_keys_are_what_normalize_title_makes_today() -> None:
+    """If this fails, normalisation changed: rebuild the shipped file with scripts/build_taxonomy.py."""
+    import lzma
+
+    import orjson
+
+    from recmatch.text.normalize import normalize_title
+
+    data = orjson.loads(lzma.decompress(shipped_taxonomy_path().read_bytes()))
+    stale = [(title, key) for entry in data["occupations"].values()
+             for title, key in zip((entry["title"], *entry["alt_titles"]), entry["title_keys"], strict=True)
+             if normalize_title(title) != key]
+    assert stale == []

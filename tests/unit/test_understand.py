@@ -178,3 +178,23 @@ def test_from_dict_refuses_what_is_not_an_understanding():
     stored["locations"][0]["kind"] = "planet"
     with pytest.raises(ValueError):
         Understanding.from_dict(stored)
+
+
+def test_the_title_is_kept_as_it_was_read_with_its_confidence_and_stated_level():
+    from recmatch.text.taxonomy import get_taxonomy
+
+    inverted = understand(pipeline=PipelineIn(title="Manager, Sales"), taxonomy=get_taxonomy())
+    assert inverted.title_norm == "sales manager"
+    assert inverted.occupations[0].code == "11-2022.00" and not inverted.weak_title
+    senior = understand(pipeline=PipelineIn(title="Sr. Accountnat"), taxonomy=get_taxonomy())
+    assert (senior.title_norm, senior.seniority) == ("senior accountant", "senior")
+    assert senior.occupations[0].code == "13-2011.00"
+    unknown = understand(pipeline=PipelineIn(title="Zorblax Wrangler"), taxonomy=get_taxonomy())
+    assert unknown.weak_title and unknown.occupations
+
+
+def test_a_stored_understanding_without_the_new_fields_reads_as_a_resolved_title():
+    data = understand(pipeline=PipelineIn(title="Backend Engineer"), taxonomy=TAXONOMY).to_dict()
+    del data["title_confidence"], data["seniority"]
+    old = Understanding.from_dict(data)
+    assert old.title_confidence == 1.0 and old.seniority is None and not old.weak_title

@@ -26,7 +26,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RECMATCH_", env_file=".env", extra="ignore")
 
-    # Elasticsearch connection: a local node by default, any cluster by URL.
+    # Elasticsearch connection: a local node by default, any cluster by URL; several nodes comma-separated
+    # ("http://10.0.0.1:9200,http://10.0.0.2:9200"): the client spreads requests over them and fails over.
     es_url: str = "http://127.0.0.1:9200"
     es_api_key: SecretStr | None = None
     es_username: str | None = None
@@ -41,7 +42,8 @@ class Settings(BaseSettings):
     # Index names and layout.
     index_prefix: str = Field(default="recmatch", pattern=r"^[a-z0-9][a-z0-9_\-]{0,40}$")
     candidates_shards: int = Field(default=1, ge=1, le=64)
-    candidates_replicas: int = Field(default=0, ge=0, le=5)
+    candidates_replicas: int = Field(default=0, ge=0, le=5,
+                                     description="replicas of the candidates index; 1 or more on a multi-node cluster")
 
     # Reindex.
     reindex_keep: int = Field(default=2, ge=0, le=20, description="previous indices kept for --rollback")
@@ -49,6 +51,9 @@ class Settings(BaseSettings):
     reindex_chunk_docs: int = Field(default=2000, ge=1, le=50_000)
     reindex_chunk_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024, le=100 * 1024 * 1024)
     reindex_threads: int = Field(default=2, ge=1, le=16)
+    reindex_shard_wait_s: float = Field(
+        default=60.0, gt=0, le=600,
+        description="how long a bulk write waits for an unavailable shard (a node lost) before the reindex fails")
 
     # Taxonomy: the shipped one unless an imported O*NET taxonomy is named.
     taxonomy_path: Path | None = None
@@ -56,8 +61,15 @@ class Settings(BaseSettings):
     # The local node (`recmatch es up`).
     cache_dir: Path = Field(default_factory=_default_cache_dir)
     local_es_version: str = Field(default=ES_VERSION, pattern=r"^9\.\d+\.\d+$")
-    local_es_port: int = Field(default=9200, ge=1024, le=65535)
-    local_es_heap: str = Field(default="1g", pattern=r"^\d+[mg]$")
+    local_es_port: int = Field(default=9200, ge=1024, le=65535, description="HTTP port of the first local node")
+    local_es_transport_port: int | None = Field(
+        default=None, ge=1024, le=65535,
+        description="transport port of the first node of a multi-node local cluster; unset: the HTTP port + 100")
+    local_es_nodes: int = Field(default=1, ge=1, le=9, description="nodes of the local cluster (`es up --nodes`)")
+    local_es_heap: str = Field(default="1g", pattern=r"^\d+[mg]$", description="heap of a single local node")
+    local_es_cluster_heap: str = Field(
+        default="768m", pattern=r"^\d+[mg]$",
+        description="heap of each node of a multi-node local cluster (3 x 768m fit a 2-core, 24 GB machine)")
     local_es_user: str = "recmatch-es"
     java_home: Path | None = Field(default=None, description="a JDK >= 21 for the local node; else searched")
 
@@ -108,9 +120,20 @@ class Settings(BaseSettings):
     @field_validator("es_url")
     @classmethod
     def _url_has_scheme(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("RECMATCH_ES_URL must start with http:// or https://")
-        return value.rstrip("/")
+        hosts = [host.strip().rstrip("/") for host in value.split(",")]
+        if not all(hosts):
+            raise ValueError("RECMATCH_ES_URL has an empty host between commas")
+        for host in hosts:
+            if not host.startswith(("http://", "https://")):
+                raise ValueError(f"RECMATCH_ES_URL: {host!r} must start with http:// or https://")
+        if len({host.split("://")[0] for host in hosts}) > 1:
+            raise ValueError("RECMATCH_ES_URL mixes http:// and https:// hosts")
+        return ",".join(hosts)
+
+    @property
+    def es_hosts(self) -> list[str]:
+        """The nodes named by RECMATCH_ES_URL, in order."""
+        return self.es_url.split(",")
 
     @field_validator("webhook_allowed_networks")
     @classmethod

@@ -30,13 +30,20 @@ CLIENT_MAJOR = int(elasticsearch.__versionstr__.split(".")[0])
 # Per-request retries live in the official transport: it retries connection errors, timeouts and these
 # statuses with jittered exponential backoff (retry_backoff_base/cap). Longer waits (a node starting,
 # bulk items pushed back with 429) use tenacity where they happen.
+# With several hosts in RECMATCH_ES_URL the transport's node pool sends requests round robin; a node that fails
+# to connect is marked dead (and tried again after a growing timeout) and the retry goes to the next node.
+# No sniffing: the hosts named are the hosts used (a managed cluster's load balancer, or loopback nodes).
 RETRY_ON_STATUS = (429, 502, 503, 504)
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments shared by the sync and async clients."""
     options: dict[str, Any] = {
-        "hosts": [settings.es_url],
+        "hosts": settings.es_hosts,
+        "node_selector_class": "round_robin",
+        "randomize_nodes_in_pool": True,  # many API processes do not all start on the same node
+        "sniff_on_start": False,
+        "sniff_on_node_failure": False,
         "request_timeout": settings.es_request_timeout,
         "max_retries": settings.es_max_retries,
         "retry_on_status": RETRY_ON_STATUS,

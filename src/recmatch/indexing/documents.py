@@ -8,32 +8,13 @@ from typing import Any, NamedTuple
 
 from recmatch.core.models import CandidateIn, CandidateLocation, Seniority
 from recmatch.text import geo
-from recmatch.text.normalize import normalize_skill, normalize_title
+from recmatch.text.normalize import normalize_skill, normalize_title, stated_seniority
 from recmatch.text.taxonomy import Taxonomy
-
-# Title words that say the level outright, strongest first.
-_LEVEL_WORDS: tuple[tuple[Seniority, frozenset[str]], ...] = (
-    ("executive", frozenset({"chief", "ceo", "cto", "cfo", "coo", "president", "vice"})),
-    ("director", frozenset({"director", "head"})),
-    ("manager", frozenset({"manager"})),
-    ("lead", frozenset({"lead", "principal", "staff", "architect"})),
-    ("senior", frozenset({"senior"})),
-    ("junior", frozenset({"junior", "associate"})),
-    ("entry", frozenset({"intern", "trainee", "apprentice", "graduate", "entry"})),
-)
 
 
 def infer_seniority(*, title_norm: str, years_experience: float | None) -> Seniority | None:
     """The level a title states, else the one its years of experience suggest."""
-    return _stated_level(title_norm) or _level_from_years(years_experience)
-
-
-def _stated_level(title_norm: str) -> Seniority | None:
-    words = set(title_norm.split())
-    for level, markers in _LEVEL_WORDS:
-        if words & markers:
-            return level
-    return None
+    return stated_seniority(title_norm) or _level_from_years(years_experience)
 
 
 def _level_from_years(years_experience: float | None) -> Seniority | None:
@@ -58,7 +39,7 @@ class _Title(NamedTuple):
 @lru_cache(maxsize=131_072)
 def _title(taxonomy: Taxonomy, title: str) -> _Title:
     norm = normalize_title(title)
-    return _Title(norm, tuple(taxonomy.occupation_codes(title)), _stated_level(norm))
+    return _Title(norm, tuple(taxonomy.occupation_codes(title)), stated_seniority(norm))
 
 
 @lru_cache(maxsize=16)

@@ -201,6 +201,7 @@ def _load(
 
     chunk = _Chunk()
     read = 0
+    shard_wait = f"{settings.reindex_shard_wait_s:g}s"
     with ThreadPoolExecutor(max_workers=settings.reindex_threads, thread_name_prefix="bulk") as pool:
         try:
             for number, raw, read in read_source(report.source):
@@ -218,13 +219,13 @@ def _load(
                 chunk.body += b'%s,"_id":%s}}\n%s\n' % (action, orjson.dumps(candidate.candidate_id), document)
                 chunk.lines.append(number)
                 if len(chunk.lines) >= settings.reindex_chunk_docs or len(chunk.body) >= settings.reindex_chunk_bytes:
-                    in_flight.append(pool.submit(_send_chunk, es, chunk))
+                    in_flight.append(pool.submit(_send_chunk, es, chunk, shard_wait))
                     chunk = _Chunk()
                     # Enough queued that a thread never waits for the next chunk; no more, so memory stays flat.
                     collect(keep=2 * settings.reindex_threads)
                     on_progress(read, report.created)
             if chunk.lines:
-                in_flight.append(pool.submit(_send_chunk, es, chunk))
+                in_flight.append(pool.submit(_send_chunk, es, chunk, shard_wait))
             collect(keep=0)
             on_progress(read, report.created)
         finally:
@@ -240,7 +241,7 @@ class _ChunkResult:
     refused: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _send_chunk(es: Elasticsearch, chunk: _Chunk) -> _ChunkResult:
+def _send_chunk(es: Elasticsearch, chunk: _Chunk, shard_wait: str = "1m") -> _ChunkResult:
     """Send one bulk request; retry the items pushed back with 429; report what each item became."""
     result = _ChunkResult()
     body, positions = bytes(chunk.body), list(range(len(chunk.lines)))
@@ -248,7 +249,7 @@ def _send_chunk(es: Elasticsearch, chunk: _Chunk) -> _ChunkResult:
     def attempt() -> list[int]:
         nonlocal body, positions
         with map_es_errors("bulk write"):
-            response = es.bulk(operations=body, filter_path=BULK_FILTER)
+            response = es.bulk(operations=body, filter_path=BULK_FILTER, timeout=shard_wait)
         retry = []
         for position, item in zip(positions, response["items"], strict=True):
             outcome = item["index"]
@@ -259,6 +260,11 @@ def _send_chunk(es: Elasticsearch, chunk: _Chunk) -> _ChunkResult:
                 result.updated += 1  # the same candidate_id earlier in the file: the later line wins
             elif status == 429:
                 retry.append(position)
+            elif status >= 500:
+                # The cluster failed, not the line (a shard lost with its node): stop, never count it a reject.
+                error = outcome.get("error", {})
+                raise ReindexFailed(f"Elasticsearch could not write line {chunk.lines[position]} ({status} "
+                                    f"{error.get('type')}: {error.get('reason')}); the alias was not touched")
             else:
                 error = outcome.get("error", {})
                 result.refused.append((chunk.lines[position], f"{error.get('type')}: {error.get('reason')}"))
@@ -330,7 +336,17 @@ def _finish_index(es: Elasticsearch, *, settings: Settings, index: str) -> None:
         },
     )
     es.indices.refresh(index=index)
-    es.cluster.health(index=index, wait_for_status="yellow", timeout="60s")
+    if settings.candidates_replicas == 0:
+        es.cluster.health(index=index, wait_for_status="yellow", timeout="60s")
+        return
+    # The alias moves only once every replica is built: a node lost right after the swap then costs no data.
+    health = es.options(request_timeout=330).cluster.health(index=index, wait_for_status="green", timeout="300s")
+    if health.get("timed_out"):
+        raise ReindexFailed(
+            f"the replicas of {index} were not all allocated within 300 s (health {health['status']}, "
+            f"{settings.candidates_replicas} replicas on {health['number_of_data_nodes']} data nodes); "
+            "the alias was not touched. Lower RECMATCH_CANDIDATES_REPLICAS or add nodes."
+        )
 
 
 def _swap_alias(es: Elasticsearch, *, names: IndexNames, index: str) -> str | None:

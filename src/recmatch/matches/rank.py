@@ -108,5 +108,6 @@ class Ranked:
             matched_skills=list(explanation.matched_skills),
             distance_km=explanation.distance_km,
             nearest_location=explanation.nearest_location,
+            relaxed=list(explanation.relaxed),
             new=self._previous is not None and hit["_id"] not in self._previous,
         )

@@ -23,7 +23,14 @@ from recmatch.core.es import IndexNames, map_es_errors
 from recmatch.core.ids import pipeline_doc_id
 from recmatch.matches.memory import ListMemory
 from recmatch.matches.rank import LIST_SIZE, Ranked, compute_snapshot
-from recmatch.matches.snapshots import Snapshot, SnapshotEntry, load_snapshot, snapshot_id, snapshot_key, store_snapshot
+from recmatch.matches.snapshots import (
+    Snapshot,
+    SnapshotEntry,
+    load_snapshot,
+    snapshot_id,
+    snapshot_key,
+    store_snapshot,
+)
 from recmatch.pipelines.service import StoredPipeline, get_pipeline, touch_pipeline
 
 log = logging.getLogger("recmatch.matches")
@@ -53,6 +60,12 @@ class MatchCandidate(BaseModel):
     score: float
     reasons: list[str] = Field(description="why this candidate matches, in plain words")
     matched_skills: list[str]
+    relaxed: list[str] = Field(
+        default_factory=list,
+        description="why this candidate is listed only because the list was relaxed: outside_radius (outside the "
+                    "pipeline's radius), related_title, title_words (shares only some title words or a skill), "
+                    "fewer_skills",
+    )
     new: bool = Field(description="not in the previous day's list")
     status: str | None = Field(default=None, description="what was done to this candidate for this pipeline")
 
@@ -291,6 +304,7 @@ def _shown(entries: list[SnapshotEntry], sources: dict[str, dict[str, Any]], sta
                 score=entry.score,
                 reasons=entry.reasons,
                 matched_skills=entry.matched_skills,
+                relaxed=entry.relaxed,
                 new=entry.new,
                 status=statuses.get(entry.candidate_id),
             )

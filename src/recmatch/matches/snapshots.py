@@ -26,6 +26,7 @@ class SnapshotEntry(BaseModel):
     distance_km: float | None
     nearest_location: str | None = None
     new: bool
+    relaxed: list[str] = []
 
 
 class Snapshot(BaseModel):

@@ -48,29 +48,35 @@ def _run(action: Callable[[], T]) -> T:
 
 
 @es_app.command("up")
-def es_up(timeout: Annotated[float, typer.Option(help="seconds to wait for health")] = 180.0) -> None:
-    """Fetch (once) and start a local single-node Elasticsearch on 127.0.0.1; reuse it when running."""
-    from recmatch.ops.localnode import LocalNode
+def es_up(
+    nodes: Annotated[int | None, typer.Option(min=1, max=9, help="nodes of one local cluster (default: "
+                                              "RECMATCH_LOCAL_ES_NODES, 1)")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for health")] = 180.0,
+) -> None:
+    """Fetch (once) and start a local Elasticsearch on 127.0.0.1: one node, or N nodes of one cluster on
+    consecutive ports; reuse what runs."""
+    from recmatch.ops.localnode import LocalCluster
 
-    node = LocalNode(get_settings())
-    status = _run(lambda: node.up(say=console.print, timeout=timeout))
+    settings = get_settings()
+    cluster = LocalCluster(settings, nodes or settings.local_es_nodes)
+    status = _run(lambda: cluster.up(say=console.print, timeout=timeout))
     console.print(status.describe(), highlight=False)
 
 
 @es_app.command("down")
 def es_down() -> None:
-    """Stop the local node."""
-    from recmatch.ops.localnode import LocalNode
+    """Stop the local node, or every node of the local cluster."""
+    from recmatch.ops.localnode import LocalCluster
 
-    _run(lambda: LocalNode(get_settings()).down(say=console.print))
+    _run(lambda: LocalCluster(get_settings()).down(say=console.print))
 
 
 @es_app.command("status")
 def es_status() -> None:
-    """Say whether the local node runs, and where its logs are; exit 1 when it does not."""
-    from recmatch.ops.localnode import LocalNode
+    """Say whether the local node(s) run, and where the logs are; exit 1 when any does not."""
+    from recmatch.ops.localnode import LocalCluster
 
-    status = LocalNode(get_settings()).status()
+    status = LocalCluster(get_settings()).status()
     typer.echo(status.describe())
     raise typer.Exit(0 if status.running else 1)
 
@@ -459,7 +465,7 @@ def deliver(
         raise typer.Exit(1 if done.errors else 0)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("elastic_transport", "httpx"):  # a line per request; recmatch.webhooks.delivery logs each delivery
+    for chatty in ("elastic_transport", "httpx"):  # a line per request; recmatch.delivery logs each delivery
         logging.getLogger(chatty).setLevel(logging.WARNING)
 
     async def forever(es: Any, names: Any) -> None:

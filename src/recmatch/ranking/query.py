@@ -20,26 +20,39 @@ into words)::
 
     title.exact                         normalised title equals the pipeline's
     title.words                         every word of the pipeline title is in the candidate's title
+    title.some_words                    some of the title's words (rarer ones weigh more: BM25)
     title.shingles                      word pairs/triples of the title in common (partial phrase overlap)
     title.occupation:<code>             current title maps to an occupation the pipeline title maps to
     title.related:<code>                current title maps to a related occupation
     title.past_occupation:<code>        a past title maps to an occupation the pipeline title maps to
     title.past_words                    every word of the pipeline title is in a past title
     skill:<normalised skill>            has this pipeline skill
+    seniority                           the level the pipeline title states ("Senior ..."), or next to it
     location:<i>                        within the radius of the pipeline's i-th resolved place (a country:
                                         lives in it); in the filter, so matched only before any_location
     remote                              open to remote work, and the pipeline accepts remote (in the location
                                         filter when the pipeline has places, else a slight score preference)
 
+Who qualifies by title: a candidate whose title has all of the pipeline title's words, or one of its occupations.
+A title that resolves weakly (``Understanding.weak_title``: no occupation reading at WEAK_TITLE_CONFIDENCE) filters
+on neither; there any of its words (in the current or a past title) or any of the pipeline's skills qualifies, and
+the title words and skills rank together.
+
 Relaxation (``RELAXATION_STEPS``, applied cumulatively in this order while fewer than ``size`` candidates qualify;
 ``applicable_steps`` drops those that would change nothing for a pipeline):
 
-    wider_radius     the location filter reaches RADIUS_WIDENING × each location's radius (at most
-                     MAX_WIDENED_RADIUS_KM, never less than the radius); the proximity decay keeps the
-                     original radius, so nearer candidates still rank higher.
-    related_titles   related occupations qualify for the title filter (before, they only add to the score).
-    fewer_skills     no minimum number of pipeline skills (before: ``required_skills``); skills still score.
-    any_location     no location filter at all; the proximity decay stays, so distance still orders.
+    wider_radius       the location filter reaches RADIUS_WIDENING × each location's radius (at most
+                       MAX_WIDENED_RADIUS_KM, never less than the radius); the proximity decay keeps the
+                       original radius, so nearer candidates still rank higher.
+    related_titles     related occupations qualify for the title filter (before, they only add to the score).
+    fewer_skills       no minimum number of pipeline skills (before: ``required_skills``); skills still score.
+    title_words        any word of the title (current or past title) or any pipeline skill qualifies, as for a
+                       weakly resolved title.
+    widest_radius      the location filter reaches MAX_WIDENED_RADIUS_KM around each place.
+    remote_candidates  (a pipeline that does not accept remote) candidates open to remote work qualify too.
+
+There is no step beyond: a pipeline with places never lists someone who is neither within MAX_WIDENED_RADIUS_KM of
+one of them nor open to remote. A shorter list beats one padded from other continents.
 
 No text from the pipeline ever reaches ``query_string`` or ``simple_query_string``: titles and skills only appear as
 values of ``term``, ``terms`` and ``match`` queries, which do not parse a query syntax.
@@ -53,7 +66,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from recmatch.ranking.understand import PipelineLocation, Understanding
-from recmatch.text.normalize import normalize_skill
+from recmatch.text.normalize import TITLE_STOPWORDS, normalize_skill
+from recmatch.text.taxonomy import SENIORITY_WORDS
 
 __all__ = [
     "MAX_BOOST",
@@ -67,9 +81,12 @@ __all__ = [
     "build_query",
     "required_skills",
     "widened_radius_km",
+    "widest_radius_km",
 ]
 
-RelaxStep = Literal["wider_radius", "related_titles", "fewer_skills", "any_location"]
+RelaxStep = Literal[
+    "wider_radius", "related_titles", "fewer_skills", "title_words", "widest_radius", "remote_candidates"
+]
 RELAXATION_STEPS: tuple[RelaxStep, ...] = get_args(RelaxStep)
 
 DEFAULT_SIZE = 125
@@ -83,6 +100,11 @@ W_OCCUPATION = 10.0  # times the title → occupation confidence
 W_RELATED = 10.0  # times the related occupation's weight (tier weight × confidence, see understand.TIER_WEIGHTS)
 W_PAST_OCCUPATION = 2.5  # times the confidence
 W_PAST_WORDS = 1.0
+W_TITLE_SOME_WORDS = 0.3  # times BM25 of the title's words on the candidate's title (any of them)
+W_PAST_SOME_WORDS = 0.1  # the same on past titles
+# Seniority the title states: the same level adds W_SENIORITY, the next one up or down half of it.
+W_SENIORITY = 1.5
+SENIORITY_LEVELS: tuple[str, ...] = ("entry", "junior", "mid", "senior", "lead", "manager", "director", "executive")
 # Skills: BM25 on a keyword field is the skill's rarity (idf), so "Kubernetes" outweighs "Microsoft Excel".
 W_SKILL = 0.4
 W_REMOTE = 0.5  # open to remote when the pipeline has no place and accepts remote: a slight preference
@@ -169,11 +191,13 @@ def build_query(
     qualifying_codes = [occupation.code for occupation in understanding.occupations]
     if "related_titles" in steps:
         qualifying_codes += [code for code, _ in _related_weights(understanding)]
-    title_filter = _title_filter(understanding, qualifying_codes)
+    title_filter = _title_filter(understanding, qualifying_codes, loose="title_words" in steps)
     if title_filter is not None:
         filters.append(title_filter)
-    if understanding.locations and "any_location" not in steps:
-        filters.append(_location_filter(understanding, widen="wider_radius" in steps))
+    if understanding.locations:
+        widen = "widest" if "widest_radius" in steps else "wider" if "wider_radius" in steps else None
+        remote = understanding.remote or "remote_candidates" in steps
+        filters.append(_location_filter(understanding, widen=widen, remote=remote))
     needed = required_skills(understanding)
     if needed and "fewer_skills" not in steps:
         filters.append({
@@ -185,6 +209,9 @@ def build_query(
 
     scoring = _title_clauses(understanding)
     scoring += [_skill_clause(skill.name) for skill in understanding.skills]
+    seniority = _seniority_clause(understanding)
+    if seniority is not None:
+        scoring.append(seniority)
     if understanding.remote and not understanding.locations:
         scoring.append(_named({"term": {"open_to_remote": True}}, "remote", W_REMOTE))
 
@@ -225,14 +252,20 @@ def build_query(
     }
 
 
-def baseline_query(*, title: str, skills: Sequence[str], size: int) -> dict[str, Any]:
-    """A plain BM25 ``multi_match`` over title, headline and skills: the evaluation baseline."""
+def baseline_query(
+    *, title: str, skills: Sequence[str], size: int, understanding: Understanding | None = None
+) -> dict[str, Any]:
+    """The BM25 query an operator would type: one ``multi_match`` of the title and the skills together over
+    ``title^3, past_titles, headline, skills``, filtered to the radius of the pipeline's places (or open to remote
+    when the pipeline accepts remote) when UNDERSTANDING gives its places. The evaluation baseline."""
     text = " ".join([title, *skills])
-    return {
-        "query": {"multi_match": {"query": text, "fields": ["title", "headline", "skills_text"]}},
-        "size": size,
-        "_source": {"includes": list(SOURCE_FIELDS)},
+    query: dict[str, Any] = {
+        "multi_match": {"query": text, "fields": ["title^3", "past_titles", "headline", "skills_text"]}
     }
+    if understanding is not None and understanding.locations:
+        query = {"bool": {"must": [query], "filter": [{"bool": {"should": _near(understanding),
+                                                                "minimum_should_match": 1}}]}}
+    return {"query": query, "size": size, "_source": {"includes": list(SOURCE_FIELDS)}}
 
 
 def required_skills(understanding: Understanding) -> int:
@@ -245,17 +278,27 @@ def widened_radius_km(radius_km: float) -> float:
     return max(radius_km, min(radius_km * RADIUS_WIDENING, MAX_WIDENED_RADIUS_KM))
 
 
+def widest_radius_km(radius_km: float) -> float:
+    """The radius after ``widest_radius``."""
+    return max(radius_km, MAX_WIDENED_RADIUS_KM)
+
+
 def applicable_steps(understanding: Understanding) -> tuple[RelaxStep, ...]:
     """The relaxation steps that change the query for this pipeline, in order."""
     steps: list[RelaxStep] = []
-    if any(widened_radius_km(p.radius_km) > p.radius_km for p in understanding.locations if p.kind != "country"):
+    places = [p for p in understanding.locations if p.kind != "country"]
+    if any(widened_radius_km(p.radius_km) > p.radius_km for p in places):
         steps.append("wider_radius")
-    if understanding.related:
+    if understanding.related and not understanding.weak_title:
         steps.append("related_titles")
     if required_skills(understanding):
         steps.append("fewer_skills")
-    if understanding.locations:
-        steps.append("any_location")
+    if not understanding.weak_title and _title_words(understanding) | {s.name for s in understanding.skills}:
+        steps.append("title_words")
+    if any(widest_radius_km(p.radius_km) > widened_radius_km(p.radius_km) for p in places):
+        steps.append("widest_radius")
+    if understanding.locations and not understanding.remote:
+        steps.append("remote_candidates")
     return tuple(steps)
 
 
@@ -267,13 +310,21 @@ def _named(query: Mapping[str, Any], name: str, boost: float) -> dict[str, Any]:
     return {"constant_score": {"filter": dict(query), "boost": round(boost, 4), "_name": name}}
 
 
-def _title_filter(understanding: Understanding, codes: Sequence[str]) -> dict[str, Any] | None:
-    """Who qualifies by title: the same words, or an occupation (and, relaxed, a related one) in common."""
+def _title_filter(understanding: Understanding, codes: Sequence[str], *, loose: bool) -> dict[str, Any] | None:
+    """Who qualifies by title: the same words, or an occupation (and, relaxed, a related one) in common; for a
+    weakly read title (or relaxed to ``title_words``), any of its words or any of the pipeline's skills."""
     should: list[dict[str, Any]] = []
     if understanding.title_norm:
         should.append({"match": {"title_norm": {"query": understanding.title_norm, "operator": "and"}}})
     if codes:
         should.append({"terms": {"occupation_codes": sorted(set(codes))}})
+    words = " ".join(sorted(_title_words(understanding)))
+    if loose or understanding.weak_title:
+        if words:
+            should.append({"match": {"title_norm": {"query": words}}})
+            should.append({"match": {"past_titles_norm": {"query": words}}})
+        if understanding.skills:
+            should.append({"terms": {"skills": [skill.name for skill in understanding.skills]}})
     if not should:
         return None  # a title of punctuation only, mapped to nothing: rank by skills and place alone
     return {"bool": {"should": should, "minimum_should_match": 1}}
@@ -283,11 +334,17 @@ def _title_clauses(understanding: Understanding) -> list[dict[str, Any]]:
     """What a title match is worth; a title shared by many occupations is worth its best reading, not their sum."""
     clauses: list[dict[str, Any]] = []
     title_norm = understanding.title_norm
+    words = " ".join(sorted(_title_words(understanding)))
     if title_norm:
         clauses.append(_named({"term": {"title_norm.keyword": title_norm}}, "title.exact", W_TITLE_EXACT))
         clauses.append(_named(
             {"match": {"title_norm": {"query": title_norm, "operator": "and"}}}, "title.words", W_TITLE_WORDS
         ))
+    if words:
+        clauses.append({"match": {"title_norm": {"query": words, "boost": W_TITLE_SOME_WORDS,
+                                                 "_name": "title.some_words"}}})
+        clauses.append({"match": {"past_titles_norm": {"query": words, "boost": W_PAST_SOME_WORDS,
+                                                       "_name": "title.past_some_words"}}})
         if len(title_norm.split()) > 1:
             clauses.append({
                 "match": {"title_norm.shingles": {"query": title_norm, "boost": W_TITLE_SHINGLES,
@@ -320,6 +377,24 @@ def _title_clauses(understanding: Understanding) -> list[dict[str, Any]]:
     return clauses
 
 
+def _title_words(understanding: Understanding) -> set[str]:
+    """The title's words that say what the job is (no stopwords, no seniority words)."""
+    return {word for word in understanding.title_norm.split()
+            if word not in TITLE_STOPWORDS and word not in SENIORITY_WORDS}
+
+
+def _seniority_clause(understanding: Understanding) -> dict[str, Any] | None:
+    """Prefer the level the title states, then its neighbours: a senior role never lists juniors above seniors."""
+    if understanding.seniority not in SENIORITY_LEVELS:
+        return None
+    level = SENIORITY_LEVELS.index(understanding.seniority)
+    near = [SENIORITY_LEVELS[i] for i in (level - 1, level + 1) if 0 <= i < len(SENIORITY_LEVELS)]
+    return {"dis_max": {"queries": [
+        _named({"term": {"seniority": understanding.seniority}}, "seniority", W_SENIORITY),
+        _named({"terms": {"seniority": near}}, "seniority.near", W_SENIORITY / 2),
+    ]}}
+
+
 def _related_weights(understanding: Understanding) -> list[tuple[str, float]]:
     own = {occupation.code for occupation in understanding.occupations}
     return [(r.code, r.weight) for r in understanding.related if r.code not in own and r.weight > 0]
@@ -329,18 +404,24 @@ def _skill_clause(skill: str) -> dict[str, Any]:
     return {"term": {"skills": {"value": skill, "boost": W_SKILL, "_name": f"skill:{skill}"}}}
 
 
-def _location_filter(understanding: Understanding, *, widen: bool) -> dict[str, Any]:
+def _location_filter(
+    understanding: Understanding, *, widen: Literal["wider", "widest"] | None, remote: bool
+) -> dict[str, Any]:
     should = [_within(place, index, widen=widen) for index, place in enumerate(understanding.locations)]
-    if understanding.remote:
+    if remote:
         should.append({"term": {"open_to_remote": {"value": True, "_name": "remote"}}})
     return {"bool": {"should": should, "minimum_should_match": 1}}
 
 
-def _within(place: PipelineLocation, index: int, *, widen: bool) -> dict[str, Any]:
+def _within(place: PipelineLocation, index: int, *, widen: Literal["wider", "widest"] | None) -> dict[str, Any]:
     name = f"location:{index}"
     if place.kind == "country":
         return {"term": {"location.country": {"value": place.country, "_name": name}}}
-    radius = widened_radius_km(place.radius_km) if widen else place.radius_km
+    radius = place.radius_km
+    if widen == "wider":
+        radius = widened_radius_km(place.radius_km)
+    elif widen == "widest":
+        radius = widest_radius_km(place.radius_km)
     return {
         "geo_distance": {
             "distance": f"{_km(radius)}km",

@@ -9,10 +9,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from recmatch.ranking.query import required_skills
 from recmatch.ranking.understand import PipelineLocation, Understanding
 from recmatch.text.geo import haversine_km
 
-__all__ = ["HitExplanation", "Wording", "matched_names"]
+__all__ = ["RELAXED_MARKS", "HitExplanation", "Wording", "matched_names"]
+
+# Why a candidate is on a list only because the query was relaxed (HitExplanation.relaxed):
+RELAXED_MARKS = (
+    "outside_radius",  # lives outside the radius of every pipeline place (and is not remote for a remote pipeline)
+    "related_title",  # a related occupation, not the pipeline's own
+    "title_words",  # shares only some of the title's words or a skill
+    "fewer_skills",  # has fewer of the pipeline's skills than the list asked for before relaxing
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +32,7 @@ class HitExplanation:
     matched_skills: tuple[str, ...]  # display names, in the pipeline's order
     distance_km: float | None  # to the centre of the nearest pipeline location; None without coordinates or places
     nearest_location: str | None  # that location's name (nearest: the one the candidate is least outside of)
+    relaxed: tuple[str, ...] = ()  # RELAXED_MARKS that apply: what the candidate would not be listed without
 
 
 def matched_names(hit: Mapping[str, Any]) -> frozenset[str]:
@@ -44,6 +54,12 @@ class Wording:
         self._skills = tuple((f"skill:{skill.name}", skill.display) for skill in understanding.skills)
         self._located = tuple((f"location:{index}", place.name) for index, place in enumerate(understanding.locations))
         self._places = tuple(place for place in understanding.locations if place.kind != "country")
+        self._countries = frozenset(place.country for place in understanding.locations if place.kind == "country")
+        # a country's clause is never widened, so matching it means living in it
+        self._in_country = frozenset(f"location:{index}" for index, place in enumerate(understanding.locations)
+                                     if place.kind == "country")
+        self._required_skills = required_skills(understanding)
+        self._own_titles = frozenset(("title.exact", "title.words", *(name for name, _ in self._same)))
 
     def describe(self, hit: Mapping[str, Any]) -> HitExplanation:
         names = matched_names(hit)
@@ -70,7 +86,29 @@ class Wording:
             matched_skills=skills,
             distance_km=None if distance is None else round(distance, 1),
             nearest_location=None if nearest is None else nearest.name,
+            relaxed=self._relaxed(names, source, distance, nearest, len(skills)),
         )
+
+    def _relaxed(self, names: frozenset[str], source: Mapping[str, Any], distance: float | None,
+                 nearest: PipelineLocation | None, skills: int) -> tuple[str, ...]:
+        marks: list[str] = []
+        understanding = self.understanding
+        if understanding.locations:
+            location = source.get("location")
+            country = location.get("country") if isinstance(location, Mapping) else None
+            inside = (
+                (distance is not None and nearest is not None and distance <= nearest.radius_km)
+                or (country is not None and country in self._countries)
+                or bool(names & self._in_country)
+                or (understanding.remote and source.get("open_to_remote") is True)
+            )
+            if not inside:
+                marks.append("outside_radius")
+        if not understanding.weak_title and not names & self._own_titles:
+            marks.append("related_title" if any(name in names for name, _ in self._related) else "title_words")
+        if skills < self._required_skills:
+            marks.append("fewer_skills")
+        return tuple(marks)
 
     def _title_reason(self, names: frozenset[str], title: str) -> str | None:
         same = next((occupation for name, occupation in self._same if name in names), None)

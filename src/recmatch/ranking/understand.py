@@ -14,17 +14,18 @@ from dataclasses import dataclass
 from typing import Any, get_args
 from weakref import WeakKeyDictionary
 
-from recmatch.core.models import PipelineIn
+from recmatch.core.models import PipelineIn, Seniority
 from recmatch.text import geo
 from recmatch.text.geo import PlaceKind
-from recmatch.text.normalize import display_skill, normalize_skill, normalize_title
-from recmatch.text.taxonomy import Taxonomy
+from recmatch.text.normalize import display_skill, normalize_skill, stated_seniority
+from recmatch.text.taxonomy import Taxonomy, TitleReading
 
 __all__ = [
     "MAX_OCCUPATIONS",
     "MAX_RELATED",
     "SKILL_FIT_FLOOR",
     "TIER_WEIGHTS",
+    "WEAK_TITLE_CONFIDENCE",
     "MatchedOccupation",
     "PipelineLocation",
     "RelatedOccupation",
@@ -43,6 +44,9 @@ TIER_WEIGHTS: Mapping[int, float] = {1: 0.5, 2: 0.35, 3: 0.2}
 # A title reading whose occupation lists none of the pipeline's skills keeps this share of its confidence; one that
 # lists them all (as well as the best reading) keeps all of it.
 SKILL_FIT_FLOOR = 0.5
+# Below this best-occupation confidence a title is read weakly: candidates qualify by any of its words or the
+# pipeline's skills, not only by its occupations or all of its words (recmatch.ranking.query).
+WEAK_TITLE_CONFIDENCE = 0.6
 # Places whose natural size widens the pipeline's radius (a city keeps the radius the recruiter chose).
 _WIDE_KINDS: frozenset[str] = frozenset(("metro", "region", "country"))
 
@@ -97,7 +101,7 @@ class Understanding:
     """A pipeline as the ranking reads it."""
 
     title: str
-    title_norm: str
+    title_norm: str  # the normalised title as it was read: reordered ("Manager, Sales") and repaired ("schoo lcook")
     occupations: tuple[MatchedOccupation, ...]
     related: tuple[RelatedOccupation, ...]
     skills: tuple[Skill, ...]
@@ -105,6 +109,13 @@ class Understanding:
     remote: bool
     unresolved_locations: tuple[str, ...]
     radius_km: float
+    title_confidence: float = 1.0  # how sure the title's best occupation reading is (taxonomy confidence, 0..1)
+    seniority: Seniority | None = None  # the level the title states ("Senior ...")
+
+    @property
+    def weak_title(self) -> bool:
+        """Whether the title resolves too weakly to filter on its occupations or on all of its words."""
+        return self.title_confidence < WEAK_TITLE_CONFIDENCE
 
     def to_dict(self) -> dict[str, Any]:
         """A plain JSON-able dict, as stored in the pipeline document."""
@@ -132,6 +143,8 @@ class Understanding:
             "remote": self.remote,
             "unresolved_locations": list(self.unresolved_locations),
             "radius_km": self.radius_km,
+            "title_confidence": self.title_confidence,
+            "seniority": self.seniority,
         }
 
     @classmethod
@@ -156,6 +169,9 @@ class Understanding:
                 remote=bool(data["remote"]),
                 unresolved_locations=tuple(str(text) for text in data["unresolved_locations"]),
                 radius_km=float(data["radius_km"]),
+                # stored before titles had a confidence: treated as resolved, as they were then
+                title_confidence=float(data.get("title_confidence", 1.0)),
+                seniority=data.get("seniority"),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"not a stored pipeline understanding: {error!r}") from error
@@ -180,7 +196,8 @@ def _location_from_dict(data: Mapping[str, Any]) -> PipelineLocation:
 def understand(*, pipeline: PipelineIn, taxonomy: Taxonomy) -> Understanding:
     """Map a pipeline's title, skills and locations onto occupations, index keywords and places."""
     skills = _skills(pipeline.skills)
-    occupations = _occupations(pipeline.title, skills, taxonomy)
+    reading = taxonomy.read_title(pipeline.title)
+    occupations = _occupations(reading, skills, taxonomy)
     locations: list[PipelineLocation] = []
     unresolved: list[str] = []
     remote = pipeline.remote_ok
@@ -199,7 +216,7 @@ def understand(*, pipeline: PipelineIn, taxonomy: Taxonomy) -> Understanding:
             locations.append(location)
     return Understanding(
         title=pipeline.title,
-        title_norm=normalize_title(pipeline.title),
+        title_norm=reading.key,
         occupations=occupations,
         related=_related(occupations, taxonomy),
         skills=skills,
@@ -207,12 +224,14 @@ def understand(*, pipeline: PipelineIn, taxonomy: Taxonomy) -> Understanding:
         remote=remote,
         unresolved_locations=tuple(unresolved),
         radius_km=float(pipeline.radius_km),
+        title_confidence=reading.confidence,
+        seniority=stated_seniority(reading.key),
     )
 
 
-def _occupations(title: str, skills: tuple[Skill, ...], taxonomy: Taxonomy) -> tuple[MatchedOccupation, ...]:
+def _occupations(reading: TitleReading, skills: tuple[Skill, ...], taxonomy: Taxonomy) -> tuple[MatchedOccupation, ...]:
     """The title's occupations; when it has several readings, the pipeline's skills say which fits best."""
-    matches = taxonomy.match_title(title)
+    matches = reading.matches
     fits = [_skill_fit(match.code, skills, taxonomy) for match in matches]
     best_fit = max(fits, default=0.0)
     occupations = []

@@ -423,6 +423,9 @@ def _metro(tables: _Tables, head: str, qualifiers: tuple[str, ...]) -> Place | N
     return Place(f"Greater {city.name}", city.lat, city.lon, city.country, city.region, "metro", METRO_RADIUS_KM)
 
 
+_TRUSTED_HEAD_POPULATION = 500_000
+
+
 def _resolve_parts(tables: _Tables, parts: tuple[str, ...]) -> Place | None:
     """Resolve "head, qualifier, qualifier…" (keys), narrowest reading first."""
     head, qualifiers = parts[0], parts[1:]
@@ -450,7 +453,15 @@ def _resolve_parts(tables: _Tables, parts: tuple[str, ...]) -> Place | None:
     # the head may be unknown ("Shoreditch, London, UK") or wrong ("Paris, Germany").
     wider = _resolve_parts(tables, qualifiers)
     if wider is None:
-        return _best(candidates).place if candidates else None
+        # A code we cannot read next to a small place ("Atlantis, ZZ") makes the text unplaceable: guessing the
+        # head alone would put the pipeline on another continent without a word. A big city ("Pune, MH") or a
+        # longer qualifier ("Munich, Bavaria") still lets the head decide.
+        if not candidates:
+            return None
+        best = _best(candidates)
+        if best.population < _TRUSTED_HEAD_POPULATION and any(len(qualifier) <= 3 for qualifier in qualifiers):
+            return None
+        return best.place
     reach_km = wider.radius_km + CITY_RADIUS_KM
     inside = [c for c in candidates if haversine_km(c.place.lat, c.place.lon, wider.lat, wider.lon) <= reach_km]
     return _best(inside).place if inside else wider

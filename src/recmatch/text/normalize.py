@@ -11,6 +11,8 @@ import re
 import unicodedata
 from functools import lru_cache
 
+from recmatch.core.models import Seniority
+
 __all__ = [
     "TITLE_STOPWORDS",
     "display_skill",
@@ -18,6 +20,7 @@ __all__ = [
     "normalize_skill",
     "normalize_title",
     "singular",
+    "stated_seniority",
 ]
 
 # --- fold ---------------------------------------------------------------------------------------------------------
@@ -305,3 +308,27 @@ def normalize_skill(skill: str) -> str:
     """Folded skill with " software" dropped, spelled-out acronyms collapsed and known aliases unified."""
     folded = fold(display_skill(skill))
     return _SKILL_ALIASES.get(folded, folded)
+
+
+# --- seniority ------------------------------------------------------------------------------------------------------
+
+# Title words that say the level outright, strongest first.
+_SENIORITY_MARKERS: tuple[tuple[Seniority, frozenset[str]], ...] = (
+    ("executive", frozenset({"chief", "ceo", "cto", "cfo", "coo", "president", "vice"})),
+    ("director", frozenset({"director", "head"})),
+    ("manager", frozenset({"manager"})),
+    ("lead", frozenset({"lead", "principal", "staff", "architect"})),
+    ("senior", frozenset({"senior"})),
+    ("junior", frozenset({"junior", "associate"})),
+    ("entry", frozenset({"intern", "trainee", "apprentice", "graduate", "entry"})),
+)
+
+
+
+def stated_seniority(title_norm: str) -> Seniority | None:
+    """The level a normalised title states in words ("senior", "lead", "manager"), if any."""
+    words = set(title_norm.split())
+    for level, markers in _SENIORITY_MARKERS:
+        if words & markers:
+            return level
+    return None

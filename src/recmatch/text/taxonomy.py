@@ -1,7 +1,8 @@
 """Occupations from O*NET: job title -> occupation codes, related occupations and skills.
 
-A taxonomy is a JSON file (the shipped demo one is ``recmatch/text/data/taxonomy.json``; ``scripts/build_taxonomy.py``
-writes it, ``import_onet`` + ``write_taxonomy`` make a full one for ``RECMATCH_TAXONOMY_PATH``)::
+A taxonomy is a JSON file, optionally xz-compressed. The default is the full O*NET one shipped in the package
+(``recmatch/text/data/taxonomy.json.xz``, all 1,016 occupations; ``scripts/build_taxonomy.py`` writes it);
+``RECMATCH_TAXONOMY_PATH`` names another (``recmatch taxonomy import`` writes one)::
 
     {"source": "O*NET 29.3 Database, May 2025 Release",
      "credit": "This product includes information from the O*NET 29.3 Database by ... CC BY 4.0 license.",
@@ -11,17 +12,25 @@ writes it, ``import_onet`` + ``write_taxonomy`` make a full one for ``RECMATCH_T
          "job_zone": 4,                             # 1-5 (experience level), null when O*NET has none
          "alt_titles": ["Software Developer", ...], # what people write: reported titles first, then alternates
          "skills": [["Python", 4.0], ...],          # O*NET technology names; weight 1 + 1 if hot + 2 if in demand
-         "related": [["15-1253.00", 1], ...]        # tier 1 Primary-Short, 2 Primary-Long, 3 Supplemental
+         "related": [["15-1253.00", 1], ...],       # tier 1 Primary-Short, 2 Primary-Long, 3 Supplemental
+         "title_keys": ["software developer", ...]  # normalize_title of [title, *alt_titles] (optional)
        }, ...}}
 
-Title matching compares ``normalize_title`` forms: an exact match on a canonical or alternate title, then the same
-without seniority words, then a rarity-weighted token overlap. Lookups are precomputed and results cached, since
+``title_keys`` spare a process normalising 58,000 titles when it starts. They are trusted only when a sample of them
+(every KEY_SAMPLE_EVERY-th) equals what the running ``normalize_title`` makes of the same titles; otherwise all are
+recomputed, so a change to normalisation costs start-up time until the file is rebuilt, never correctness.
+
+Title matching (``read_title``) compares ``normalize_title`` forms: an exact match on a canonical or alternate title,
+then the same without seniority words, then the same with the parts around a comma swapped ("Manager, Sales"), then
+with unknown words repaired against the taxonomy's words (``recmatch.text.spelling``: typos, split and merged words),
+then a rarity-weighted token overlap of the repaired words. Lookups are precomputed and results cached, since
 indexing calls this once per candidate.
 """
 
 from __future__ import annotations
 
 import csv
+import lzma
 import math
 import re
 import zlib
@@ -36,12 +45,14 @@ import orjson
 
 from recmatch.core.config import get_settings
 from recmatch.text.normalize import TITLE_STOPWORDS, normalize_skill, normalize_title
+from recmatch.text.spelling import Vocabulary
 
 __all__ = [
     "Occupation",
     "OccupationMatch",
     "SENIORITY_WORDS",
     "Taxonomy",
+    "TitleReading",
     "get_taxonomy",
     "import_onet",
     "is_holdout_title",
@@ -59,6 +70,9 @@ SENIORITY_WORDS = frozenset("senior junior lead principal staff experienced trai
 _TITLE_MATCH_CACHE = 65_536
 _MAX_OVERLAP_MATCHES = 3
 _MIN_OVERLAP_SCORE = 0.1
+KEY_SAMPLE_EVERY = 97  # stored title keys checked against normalize_title at load: one title in this many
+_INVERTED_FACTOR = 0.95  # "Manager, Sales" read as "Sales Manager"
+_REPAIRED_FACTOR = 0.9  # a title matched only after its words were repaired
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +85,7 @@ class Occupation:
     alt_titles: tuple[str, ...]
     skills: tuple[tuple[str, float], ...]
     related: tuple[tuple[str, int], ...]
+    title_keys: tuple[str, ...] = ()  # normalize_title of (title, *alt_titles), when the file carries them
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +97,19 @@ class OccupationMatch:
     confidence: float
 
 
+@dataclass(frozen=True, slots=True)
+class TitleReading:
+    """How a job title was read: the normalised words it was matched as (repaired, reordered) and its occupations."""
+
+    key: str  # normalised title as matched: "sales manager" for "Manager, Sales", "school cook" for "schoo lcook"
+    matches: tuple[OccupationMatch, ...]  # most confident first; () when nothing fits
+
+    @property
+    def confidence(self) -> float:
+        """The best occupation's confidence (0.0 when none fits)."""
+        return self.matches[0].confidence if self.matches else 0.0
+
+
 def is_holdout_title(title: str, every: int = 5) -> bool:
     """Whether a title is reserved for pipelines in evaluations (never a generated candidate's title)."""
     if every <= 0:
@@ -90,8 +118,8 @@ def is_holdout_title(title: str, every: int = 5) -> bool:
 
 
 def shipped_taxonomy_path() -> Path:
-    """The demo taxonomy shipped inside the package."""
-    return Path(__file__).parent / "data" / "taxonomy.json"
+    """The full O*NET taxonomy shipped inside the package (xz-compressed JSON)."""
+    return Path(__file__).parent / "data" / "taxonomy.json.xz"
 
 
 class Taxonomy:
@@ -109,6 +137,7 @@ class Taxonomy:
         self._idf: dict[str, float] = {}
         self._unknown_idf = 1.0
         self._build_title_index()
+        self._vocabulary = Vocabulary(self._word_frequencies())
         self._match_key = lru_cache(maxsize=_TITLE_MATCH_CACHE)(self._compute_match)
 
     @classmethod
@@ -116,6 +145,7 @@ class Taxonomy:
         """A taxonomy from the JSON structure described in the module docstring."""
         try:
             raw_occupations = data["occupations"]
+            keys_valid = _stored_keys_current(raw_occupations)
             occupations = {
                 code: Occupation(
                     code=code,
@@ -124,6 +154,7 @@ class Taxonomy:
                     alt_titles=tuple(entry.get("alt_titles", ())),
                     skills=tuple((name, float(weight)) for name, weight in entry.get("skills", ())),
                     related=tuple((related, int(tier)) for related, tier in entry.get("related", ())),
+                    title_keys=tuple(entry.get("title_keys", ())) if keys_valid else (),
                 )
                 for code, entry in raw_occupations.items()
             }
@@ -133,9 +164,12 @@ class Taxonomy:
 
     @classmethod
     def load(cls, path: Path | None = None) -> Taxonomy:
-        """Read a taxonomy JSON file; None means the shipped demo taxonomy."""
+        """Read a taxonomy JSON file (``.xz``: compressed); None means the shipped full taxonomy."""
         path = shipped_taxonomy_path() if path is None else Path(path)
-        return cls.from_dict(orjson.loads(path.read_bytes()))
+        raw = path.read_bytes()
+        if path.suffix == ".xz":
+            raw = lzma.decompress(raw)
+        return cls.from_dict(orjson.loads(raw))
 
     # --- lookups ---------------------------------------------------------------------------------------------------
 
@@ -159,10 +193,17 @@ class Taxonomy:
 
     def match_title(self, title: str) -> list[OccupationMatch]:
         """Occupations a job title maps to, most confident first; [] when nothing fits."""
+        return list(self.read_title(title).matches)
+
+    def read_title(self, title: str) -> TitleReading:
+        """The title as matched (reordered, repaired) and the occupations it maps to."""
         if not isinstance(title, str):
-            return []
+            return TitleReading(key="", matches=())
         key = normalize_title(title)
-        return list(self._match_key(key)) if key else []
+        if not key:
+            return TitleReading(key="", matches=())
+        inverted = _inverted(title)
+        return self._match_key(key, inverted)
 
     def occupation_codes(self, title: str, *, min_confidence: float = 0.5) -> list[str]:
         """Codes of the occupations a title maps to with at least ``min_confidence``."""
@@ -174,15 +215,16 @@ class Taxonomy:
         # key -> {code: rank of the title within the occupation}; -1 for the canonical title, then alt title order.
         keyed: dict[str, dict[str, int]] = defaultdict(dict)
         for code, occupation in self._occupations.items():
-            canonical = normalize_title(occupation.title)
+            title_keys = occupation.title_keys
+            if len(title_keys) != 1 + len(occupation.alt_titles):
+                title_keys = tuple(map(normalize_title, (occupation.title, *occupation.alt_titles)))
+            canonical = title_keys[0]
             if canonical:
                 keyed[canonical][code] = -1
-            for position, alt_title in enumerate(occupation.alt_titles):
-                key = normalize_title(alt_title)
+            for position, key in enumerate(title_keys[1:]):
                 if key:
                     keyed[key].setdefault(code, position)
-        for key, codes in keyed.items():
-            self._exact[key] = self._exact_matches(codes)
+        self._exact_ranks = keyed  # turned into matches on first lookup (_exact_get): most keys are never asked
 
         entry_ids: dict[frozenset[str], int] = {}
         for key, codes in keyed.items():
@@ -205,6 +247,15 @@ class Taxonomy:
         self._unknown_idf = math.log(1 + entries)
         self._entry_weight = [sum(self._idf[token] for token in tokens) for tokens in self._entry_tokens]
 
+    def _exact_get(self, key: str) -> tuple[OccupationMatch, ...] | None:
+        exact = self._exact.get(key)
+        if exact is None:
+            ranks = self._exact_ranks.get(key)
+            if ranks is None:
+                return None
+            exact = self._exact[key] = self._exact_matches(ranks)
+        return exact
+
     def _exact_matches(self, ranks: Mapping[str, int]) -> tuple[OccupationMatch, ...]:
         # A title several occupations share is less certain the more share it; the occupation where it is most
         # typical (canonical, else earliest in its alt titles, which list reported titles first) comes first.
@@ -222,20 +273,49 @@ class Taxonomy:
             matches.append(OccupationMatch(code=code, title=self._occupations[code].title, confidence=confidence))
         return tuple(matches)
 
-    def _compute_match(self, key: str) -> tuple[OccupationMatch, ...]:
-        exact = self._exact.get(key)
-        if exact is not None:
-            return exact
+    def _word_frequencies(self) -> dict[str, int]:
+        frequencies: dict[str, int] = defaultdict(int)
+        for key in self._exact_ranks:
+            for token in key.split():
+                frequencies[token] += 1
+        return frequencies
+
+    def _compute_match(self, key: str, inverted: str | None) -> TitleReading:
         tokens = key.split()
-        core = _strip_seniority(tokens)
-        if core and len(core) < len(tokens):
-            exact = self._exact.get(" ".join(core))
-            if exact is not None:
-                return tuple(
-                    OccupationMatch(code=m.code, title=m.title, confidence=round(m.confidence * 0.95, 3))
-                    for m in exact
-                )
-        return self._overlap_matches(set(_overlap_tokens(tokens)))
+        for reading, factor in ((key, 1.0), (inverted, _INVERTED_FACTOR)):
+            if reading:
+                found = self._exact_or_core(reading, factor)
+                if found is not None:
+                    return found
+        repaired = list(self._vocabulary.repair(tuple(tokens)))
+        if repaired != tokens:
+            found = self._exact_or_core(" ".join(repaired), _REPAIRED_FACTOR)
+            if found is not None:
+                return found
+            if inverted:
+                inverted_repaired = self._vocabulary.repair(tuple(inverted.split()))
+                found = self._exact_or_core(" ".join(inverted_repaired), _REPAIRED_FACTOR * _INVERTED_FACTOR)
+                if found is not None:
+                    return found
+        return TitleReading(key=" ".join(repaired), matches=self._overlap_matches(set(_overlap_tokens(repaired))))
+
+    def _exact_or_core(self, key: str, factor: float) -> TitleReading | None:
+        """An exact match of KEY, else of KEY without seniority words; confidences times FACTOR."""
+        exact = self._exact_get(key)
+        if exact is None:
+            tokens = key.split()
+            core = _strip_seniority(tokens)
+            if not core or len(core) == len(tokens):
+                return None
+            exact = self._exact_get(" ".join(core))
+            if exact is None:
+                return None
+            factor *= 0.95
+        if factor == 1.0:
+            return TitleReading(key=key, matches=exact)
+        return TitleReading(key=key, matches=tuple(
+            OccupationMatch(code=m.code, title=m.title, confidence=round(m.confidence * factor, 3)) for m in exact
+        ))
 
     def _overlap_matches(self, query: set[str]) -> tuple[OccupationMatch, ...]:
         if not query:
@@ -261,6 +341,30 @@ class Taxonomy:
             for code, score in ranked
             if score >= _MIN_OVERLAP_SCORE
         )
+
+
+def _stored_keys_current(raw_occupations: Mapping[str, Any]) -> bool:
+    """Whether the file's title keys are what normalize_title makes today (checked on a sample)."""
+    checked = 0
+    for entry in raw_occupations.values():
+        keys = entry.get("title_keys")
+        titles = (entry.get("title"), *entry.get("alt_titles", ()))
+        if not isinstance(keys, list) or len(keys) != len(titles):
+            return False
+        for position in range(-checked % KEY_SAMPLE_EVERY, len(titles), KEY_SAMPLE_EVERY):
+            if normalize_title(titles[position]) != keys[position]:
+                return False
+        checked += len(titles)
+    return True
+
+
+def _inverted(title: str) -> str | None:
+    """"Manager, Sales" → "sales manager": job boards and HR systems often list the noun first."""
+    head, comma, tail = title.partition(",")
+    if not comma or "," in tail:
+        return None
+    inverted = normalize_title(f"{tail} {head}")
+    return inverted or None
 
 
 def _strip_seniority(tokens: list[str]) -> list[str]:
@@ -414,7 +518,8 @@ def _unique(texts: Iterable[str], key: Callable[[str], str], limit: int | None) 
 
 
 def write_taxonomy(data: Mapping[str, Any], path: Path) -> None:
-    """Write a taxonomy dict as JSON, one occupation a line so that diffs stay readable."""
+    """Write a taxonomy dict as JSON (xz-compressed when PATH ends in .xz), one occupation a line, with the
+    normalised title keys that spare a loading process the work."""
     lines = [
         "{" + f'"source": {orjson.dumps(data["source"]).decode()}, "credit": {orjson.dumps(data["credit"]).decode()},',
         '"occupations": {',
@@ -422,7 +527,12 @@ def write_taxonomy(data: Mapping[str, Any], path: Path) -> None:
     items = sorted(data["occupations"].items())
     for position, (code, entry) in enumerate(items):
         comma = "," if position < len(items) - 1 else ""
-        lines.append(f"{orjson.dumps(code).decode()}: {orjson.dumps(entry).decode()}{comma}")
+        keyed = {**entry, "title_keys": [normalize_title(t) for t in (entry["title"], *entry.get("alt_titles", ()))]}
+        lines.append(f"{orjson.dumps(code).decode()}: {orjson.dumps(keyed).decode()}{comma}")
     lines.append("}}")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    text = ("\n".join(lines) + "\n").encode("utf-8")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".xz":
+        text = lzma.compress(text, preset=9 | lzma.PRESET_EXTREME)
+    path.write_bytes(text)

@@ -22,7 +22,24 @@
     wider_radius: "widened the search radius",
     related_titles: "included related job titles",
     fewer_skills: "asked for fewer of the skills",
-    any_location: "looked beyond the pipeline’s locations",
+    title_words: "included people who share only some words of the title or a skill",
+    widest_radius: "searched up to 500 km away",
+    remote_candidates: "included people open to remote work",
+  };
+  // Why a candidate is listed only because the list was relaxed (MatchCandidate.relaxed).
+  const RELAXED_MARKS = {
+    related_title: "related title",
+    title_words: "some title words",
+    fewer_skills: "fewer skills",
+  };
+  const uniqueSkills = (skills) => {
+    const seen = new Set();
+    return (skills || []).filter((skill) => {
+      const key = String(skill).trim().toLowerCase();
+      if (!key || seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
   };
   const NOT_EXPORTABLE = "This candidate hasn’t allowed their profile to be exported to a CRM.";
 
@@ -237,7 +254,7 @@
     }
     $("pipeline-locations").replaceChildren(...locations);
     $("fact-locations").hidden = locations.length === 0;
-    const skills = (pipeline.skills || []).map((skill) => el("li", { class: "rm-chip", text: skill }));
+    const skills = uniqueSkills(pipeline.skills).map((skill) => el("li", { class: "rm-chip", text: skill }));
     $("pipeline-skills").replaceChildren(...skills);
     $("fact-skills").hidden = skills.length === 0;
     $("pipeline-facts").hidden = locations.length + skills.length === 0;
@@ -447,7 +464,26 @@
     const notices = [...state.limits.entries()].map(([action, detail]) => el("div",
       { class: "rm-notice rm-notice--warn", dataset: { limit: action } },
       icon("warn"), el("p", {}, el("strong", { text: `${ACTIONS[action]?.short || action} limit reached. ` }), detail)));
+    if (state.total && state.relaxation.length) {
+      // Always say what was relaxed, not only when the list is empty: the marked candidates are there because of it.
+      const relaxed = state.relaxation.map((step) => RELAXATION_WORDS[step] || step.replace(/_/g, " "));
+      notices.push(el("div", { class: "rm-notice rm-notice--info", id: "relaxation", dataset: { relaxation:
+        state.relaxation.join(" ") } }, icon("info"), el("p", {},
+        el("strong", { text: "Fewer than 125 candidates matched exactly. " }),
+        `To fill the list, we ${listWords(relaxed)}. Candidates listed only because of this are marked.`)));
+    }
     $("notices").replaceChildren(...notices);
+  }
+
+  function relaxedMarks(candidate) {
+    const marks = [];
+    for (const mark of candidate.relaxed || []) {
+      const radius = state.pipeline?.radius_km;
+      const text = mark === "outside_radius"
+        ? (radius ? `outside your ${Math.round(radius)} km` : "outside your area") : RELAXED_MARKS[mark];
+      if (text) marks.push(el("span", { class: "rm-badge rm-badge--relaxed", dataset: { relaxed: mark }, text }));
+    }
+    return marks;
   }
 
   // -- one candidate --------------------------------------------------------------------------------------------------
@@ -496,6 +532,7 @@
       : candidate.name;
     const badges = [];
     if (candidate.new) badges.push(el("span", { class: "rm-badge rm-badge--new", text: "New" }));
+    badges.push(...relaxedMarks(candidate));
     if (candidate.status) {
       badges.push(el("span", { class: `rm-badge rm-badge--status rm-badge--${candidate.status}`,
         dataset: { status: candidate.status } }, icon("check"),
@@ -503,7 +540,7 @@
     }
     const role = [candidate.title, candidate.company].filter(Boolean).join(" · ");
     const where = whereText(candidate);
-    const skills = (candidate.matched_skills || []).map((skill) => el("li", { class: "rm-chip rm-chip--match" },
+    const skills = uniqueSkills(candidate.matched_skills).map((skill) => el("li", { class: "rm-chip rm-chip--match" },
       icon("check"), skill));
     const reasons = (candidate.reasons || []).map((reason) => el("li", { text: plainReason(reason) }));
     const message = state.messages.get(cid);
