@@ -6,6 +6,7 @@ last reset on) without the undone dismissal, so the other signals recorded since
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,13 +60,15 @@ async def undo_dismissal(*, es: AsyncElasticsearch, names: IndexNames, principal
         raise Conflict(f"another action on {candidate_id} was recorded at the same moment; retry") from None
     await record_marker(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id,
                         candidate_id=candidate_id, action=UNDO, at=now)
-    counts = await replayed_counts(es=es, names=names, tenant_id=tenant_id, crm_pipeline_id=crm_pipeline_id)
 
     def change(current: StoredPipeline) -> dict[str, Any]:
         acted = current.acted_candidate_ids
         if not remaining:
             acted = [cid for cid in acted if cid != candidate_id]
-        return {"learned": counts.to_dict() if counts.signals else None,
+        state = learning.LearningState.from_dict(current.learned) if current.learned else learning.LearningState()
+        kept = tuple(example for example in state.examples
+                     if not (example.candidate_id == candidate_id and example.signal == "dismiss"))
+        return {"learned": replace(state, examples=kept).to_dict() if kept or state.removed else None,
                 "learning_version": current.learning_version + 1, "acted_candidate_ids": acted}
 
     updated = await update_pipeline(es=es, names=names, pipeline=pipeline, change=change)
