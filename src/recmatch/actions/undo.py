@@ -12,7 +12,6 @@ from typing import Any
 
 import elasticsearch
 from elasticsearch import AsyncElasticsearch
-from elasticsearch.helpers import async_scan
 
 from recmatch.accounts.service import Principal
 from recmatch.actions.registry import ACTION_TYPES, Action
@@ -86,32 +85,3 @@ async def record_marker(*, es: AsyncElasticsearch, names: IndexNames, principal:
     with map_es_errors("recording the event"):
         await ignoring(es, 409).index(index=names.events, id=event["event_id"], document=event,
                                       op_type="create", refresh="wait_for")
-
-
-async def replayed_counts(*, es: AsyncElasticsearch, names: IndexNames, tenant_id: str,
-                          crm_pipeline_id: str) -> learning.FeedbackCounts:
-    """What the pipeline's hiring signals teach, replayed oldest first from the last reset, undone ones left out."""
-    query = {"bool": {"filter": [{"term": {"tenant_id": tenant_id}}, {"term": {"crm_pipeline_id": crm_pipeline_id}},
-                                 {"terms": {"action": [*learning.SIGNALS, UNDO, RESET]}}]}}
-    with map_es_errors("reading the pipeline's signals"):
-        await es.indices.refresh(index=names.events)
-        events = [hit["_source"] async for hit in async_scan(es, index=names.events, query={"query": query},
-                                                             preserve_order=True, sort=[{"at": "asc"}])]
-    kept: list[dict[str, Any]] = []
-    for event in events:
-        if event["action"] == RESET:
-            kept = []
-        elif event["action"] == UNDO:
-            for index in range(len(kept) - 1, -1, -1):  # the latest dismissal of that candidate
-                if kept[index]["action"] == "dismiss" and kept[index]["candidate_id"] == event["candidate_id"]:
-                    del kept[index]
-                    break
-        else:
-            kept.append(event)
-    counts = learning.FeedbackCounts()
-    for event in kept:
-        features = event.get("features") or {}
-        source = {**features, "location": {"country": features.get("country"), "region": features.get("region")}}
-        counts = learning.record(counts, features=learning.features_of(source), signal=event["action"],
-                                 reason=event.get("reason") if event["action"] == "dismiss" else None)
-    return counts
