@@ -1,7 +1,7 @@
 """Undo a dismissal: the candidate's status, the pipeline's exclusions and what the ranking learned, as before it.
 
-What was learned is rebuilt by replaying the pipeline's hiring signals (the events index, oldest first, from its
-last reset on) without the undone dismissal, so the other signals recorded since keep their effect exactly.
+What was learned loses the candidate's dismiss example (the learner keeps one example per candidate, so a save
+that the dismissal replaced is not restored). An "undismiss" event is appended for the record.
 """
 
 from __future__ import annotations
