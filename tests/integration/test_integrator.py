@@ -211,7 +211,8 @@ def test_candidates_already_in_the_crm_are_left_out_of_that_tenants_lists(
     refreshed = [c["candidate_id"] for c in _first_page(app_client, seats.recruiter, "p-held", refresh="true")[
         "candidates"]]
     assert by_id["candidate_id"] not in refreshed and by_url["candidate_id"] not in refreshed
-    assert len(refreshed) == len(first)  # the slots went to other candidates
+    # The slots went to other candidates when more qualify (a full list stays full).
+    assert len(refreshed) == (len(first) if len(first) == 125 else len(first) - 2)
     theirs = [c["candidate_id"] for c in _first_page(app_client, other_tenant.recruiter, "p-held", refresh="true")[
         "candidates"]]
     assert by_id["candidate_id"] in theirs  # another tenant's CRM does not hold them
