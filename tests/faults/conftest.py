@@ -55,6 +55,8 @@ def fault_node() -> Iterator[FaultNode]:
     settings = Settings(es_url=f"http://127.0.0.1:{port}", local_es_port=port, local_es_heap="512m",
                         index_prefix=f"fault-{uuid.uuid4().hex[:8]}")
     node = FaultNode(LocalNode(settings), settings)
+    # A fresh node: data an earlier run left on this port (a killed session, a cluster test) is not ours to keep.
+    shutil.rmtree(node.node.node_dir / "data", ignore_errors=True)
     try:
         node.start()
     except RecmatchError as exc:

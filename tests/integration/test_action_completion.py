@@ -17,7 +17,7 @@ from recmatch.actions import completion
 from recmatch.core.config import Settings
 from recmatch.core.es import IndexNames, make_async_client
 from recmatch.core.ids import action_delivery_id, action_state_id, pipeline_doc_id
-from tests.integration.support import Seats
+from tests.integration.support import Seats, make_tenant
 
 PIPELINE = {"title": "Registered Nurse", "locations": ["Boston, MA", "Remote"], "skills": ["Epic Systems"],
             "remote_ok": True, "radius_km": 100}
@@ -136,7 +136,9 @@ def test_a_failed_step_answers_503_and_the_next_try_still_counts_one_action(
 # -- Idempotency-Key replays --------------------------------------------------------------------------------
 
 
-def test_an_idempotent_replay_checks_scope_and_visibility_first(app_client: TestClient, seats: Seats):
+def test_an_idempotent_replay_checks_scope_and_visibility_first(app_client: TestClient, api_settings: Settings):
+    # InMail needs a messaging webhook (nothing is sent here: the worker's tries just fail and retry later).
+    seats = make_tenant(api_settings, messaging_webhook_url="http://127.0.0.1:9/messaging")
     rita = seats.auth(seats.recruiter)
     candidate_id = _prepare(app_client, seats, "p-replay-y")
     _prepare(app_client, seats, "p-replay-x")
