@@ -34,6 +34,18 @@ async def sandbox_page(request: Request) -> HTMLResponse:
         "Cache-Control": "no-store"})
 
 
+async def _sandbox_principal(request: Request, *, es: EsDep, names: NamesDep, settings: SettingsDep) -> Principal:
+    """The sandbox plays a recruiter seat of the sandbox tenant (`make run` creates it)."""
+    _sandbox_enabled(request)
+    try:
+        tenant = await get_tenant(es=es, names=names, tenant_id=settings.sandbox_tenant)
+    except RecmatchError as exc:
+        raise NotFound(f"the sandbox tenant {settings.sandbox_tenant!r} does not exist (run `make run`)") from exc
+    seat = Seat(seat_id=f"sandbox-{tenant.tenant_id}", tenant_id=tenant.tenant_id, email="sandbox@example.com",
+                license=License.recruiter)
+    return Principal(tenant=tenant, seat=seat)
+
+
 class SandboxOut(BaseModel):
     pipeline: pipelines.PipelineView
     widget_url: str
@@ -45,16 +57,10 @@ async def sandbox_sync(crm_pipeline_id: PipelinePath, pipeline: PipelineIn, requ
                        names: NamesDep, secret: SecretDep, settings: SettingsDep,
                        taxonomy: TaxonomyDep) -> SandboxOut:
     """Sync a pipeline as the sandbox tenant's CRM would, and mint the widget token it would frame."""
-    _sandbox_enabled(request)
-    try:
-        tenant = await get_tenant(es=es, names=names, tenant_id=settings.sandbox_tenant)
-    except RecmatchError as exc:
-        raise NotFound(f"the sandbox tenant {settings.sandbox_tenant!r} does not exist (run `make run`)") from exc
-    seat = Seat(seat_id=f"sandbox-{tenant.tenant_id}", tenant_id=tenant.tenant_id, email="sandbox@example.com",
-                license=License.recruiter)
-    stored, _ = await pipelines.put_pipeline(es=es, names=names, principal=Principal(tenant=tenant, seat=seat),
+    principal = await _sandbox_principal(request, es=es, names=names, settings=settings)
+    stored, _ = await pipelines.put_pipeline(es=es, names=names, principal=principal,
                                              crm_pipeline_id=crm_pipeline_id, pipeline=pipeline, taxonomy=taxonomy)
-    minted = mint(secret=secret, settings=settings, seat=seat, crm_pipeline_id=crm_pipeline_id,
+    minted = mint(secret=secret, settings=settings, seat=principal.seat, crm_pipeline_id=crm_pipeline_id,
                   base=str(request.base_url).rstrip("/"))  # the sandbox frames the widget from its own origin
     return SandboxOut(pipeline=pipelines.PipelineView.of(stored), widget_url=minted.widget_url,
                       expires_at=minted.expires_at)
@@ -69,15 +75,9 @@ class SandboxTokenOut(BaseModel):
 async def sandbox_token(crm_pipeline_id: PipelinePath, request: Request, es: EsDep, names: NamesDep,
                         secret: SecretDep, settings: SettingsDep) -> SandboxTokenOut:
     """A fresh widget token for a pipeline the sandbox synced: what a CRM sends when the widget's token expires."""
-    _sandbox_enabled(request)
-    try:
-        tenant = await get_tenant(es=es, names=names, tenant_id=settings.sandbox_tenant)
-    except RecmatchError as exc:
-        raise NotFound(f"the sandbox tenant {settings.sandbox_tenant!r} does not exist (run `make run`)") from exc
-    seat = Seat(seat_id=f"sandbox-{tenant.tenant_id}", tenant_id=tenant.tenant_id, email="sandbox@example.com",
-                license=License.recruiter)
-    await pipelines.get_pipeline(es=es, names=names, principal=Principal(tenant=tenant, seat=seat),
+    principal = await _sandbox_principal(request, es=es, names=names, settings=settings)
+    await pipelines.get_pipeline(es=es, names=names, principal=principal,
                                  crm_pipeline_id=crm_pipeline_id)
-    minted = mint(secret=secret, settings=settings, seat=seat, crm_pipeline_id=crm_pipeline_id,
+    minted = mint(secret=secret, settings=settings, seat=principal.seat, crm_pipeline_id=crm_pipeline_id,
                   base=str(request.base_url).rstrip("/"))
     return SandboxTokenOut(token=minted.token, expires_at=minted.expires_at)
