@@ -30,6 +30,7 @@ from recmatch.core.errors import (
     SearchUnavailable,
 )
 from recmatch.core.es import IndexNames, ignoring, map_es_errors
+from recmatch.core.ids import seat_doc_id, tenant_doc_id
 
 KEY_PREFIX = "rm_"
 NOT_A_KEY = "this API key is not valid: it is unknown or was revoked (keys start with rm_)"
@@ -184,7 +185,7 @@ async def create_tenant(
         webhook_format=webhook_format,
     )
     with map_es_errors("creating a tenant"):
-        await es.index(index=names.accounts, id=f"tenant:{tenant.tenant_id}", document=_tenant_doc(tenant),
+        await es.index(index=names.accounts, id=tenant_doc_id(tenant.tenant_id), document=_tenant_doc(tenant),
                        refresh=True)
     return tenant
 
@@ -204,14 +205,14 @@ async def update_tenant(
     tenant = await get_tenant(es=es, names=names, tenant_id=tenant_id)
     tenant = tenant.model_copy(update=changes)
     with map_es_errors("updating a tenant"):
-        await es.index(index=names.accounts, id=f"tenant:{tenant_id}", document=_tenant_doc(tenant),
+        await es.index(index=names.accounts, id=tenant_doc_id(tenant_id), document=_tenant_doc(tenant),
                        refresh=True)
     return tenant
 
 
 async def get_tenant(*, es: AsyncElasticsearch, names: IndexNames, tenant_id: str) -> Tenant:
     with map_es_errors("reading a tenant"):
-        found = await ignoring(es, 404).get(index=names.accounts, id=f"tenant:{tenant_id}")
+        found = await ignoring(es, 404).get(index=names.accounts, id=tenant_doc_id(tenant_id))
     if not found.get("found"):
         raise NotFound(f"no tenant {tenant_id!r}")
     return _tenant_of(found["_source"])
@@ -227,7 +228,7 @@ async def create_seat(
     api_key = f"{KEY_PREFIX}{tenant_id}_{secrets.token_urlsafe(32)}"
     key_hash = hash_key(api_key)
     with map_es_errors("creating a seat"):
-        await es.index(index=names.accounts, id=f"seat:{key_hash}", refresh=True,
+        await es.index(index=names.accounts, id=seat_doc_id(key_hash), refresh=True,
                        document={"kind": "seat", **seat.model_dump(), "key_hash": key_hash,
                                  "created_at": datetime.now(UTC).isoformat()})
     return seat, api_key
@@ -299,7 +300,7 @@ async def authenticate(
                                retry_after=1)
     with map_es_errors("checking the API key"):
         seat_doc, tenant_doc = (await es.mget(index=names.accounts,
-                                              ids=[f"seat:{key_hash}", f"tenant:{tenant_id}"]))["docs"]
+                                              ids=[seat_doc_id(key_hash), tenant_doc_id(tenant_id)]))["docs"]
     if "error" in seat_doc or "error" in tenant_doc:  # e.g. shards still recovering after a restart
         raise SearchUnavailable("the accounts index is not available yet", retry_after=5)
     if not seat_doc.get("found") or seat_doc["_source"].get("disabled") or not tenant_doc.get("found"):

@@ -14,6 +14,7 @@ from recmatch.accounts.service import License, Seat
 from recmatch.core.config import Settings
 from recmatch.core.errors import NotAuthenticated
 from recmatch.core.es import IndexNames, ignoring, map_es_errors
+from recmatch.core.ids import server_secret_doc_id
 
 ALGORITHM = "HS256"
 WIDGET_AUDIENCE = "recmatch:widget"
@@ -30,14 +31,14 @@ async def server_secret(*, es: AsyncElasticsearch, names: IndexNames, settings: 
         return settings.secret_key.get_secret_value()
     index = names.accounts
     with map_es_errors("reading the signing secret"):
-        found = await ignoring(es, 404).get(index=index, id="server:secret")
+        found = await ignoring(es, 404).get(index=index, id=server_secret_doc_id())
         if not found.get("found"):
             await ignoring(es, 409).index(
-                index=index, id="server:secret", op_type="create", refresh="wait_for",
+                index=index, id=server_secret_doc_id(), op_type="create", refresh="wait_for",
                 document={"kind": "server", "webhook_secret": seal(secrets.token_urlsafe(48)),
                           "created_at": datetime.now(UTC).isoformat()},
             )
-            found = await es.get(index=index, id="server:secret")
+            found = await es.get(index=index, id=server_secret_doc_id())
     return unseal(found["_source"]["webhook_secret"])
 
 
