@@ -116,5 +116,5 @@ def previous_list_key(pipeline: StoredPipeline, day: date) -> str | None:
     return None
 
 
-__all__ = ["Snapshot", "SnapshotEntry", "listed_candidate_ids", "load_snapshot", "previous_day_ids", "previous_list_key",
-           "snapshot_id", "snapshot_key", "store_snapshot"]
+__all__ = ["Snapshot", "SnapshotEntry", "listed_candidate_ids", "load_snapshot", "previous_day_ids",
+           "previous_list_key", "snapshot_id", "snapshot_key", "store_snapshot"]
