@@ -21,6 +21,7 @@ from recmatch.ranking.query import (
     applicable_steps,
     baseline_query,
     build_query,
+    count_query,
     widened_radius_km,
     widest_radius_km,
 )
@@ -108,6 +109,12 @@ def test_body_asks_for_125_ranked_candidates_with_a_stable_order():
     ranking = body["query"]["function_score"]
     assert (ranking["score_mode"], ranking["boost_mode"]) == ("multiply", "multiply")
     json.dumps(body)  # plain JSON
+
+
+def test_a_count_probe_asks_the_same_query_for_no_hits_and_stops_at_the_list_size():
+    arguments = {"understanding": _understand(**BACKEND_AUSTIN), "exclude_ids": {"c-1"}, "relax": ["wider_radius"]}
+    body, probe = build_query(**arguments), count_query(**arguments)
+    assert probe == {"query": body["query"], "size": 0, "track_total_hits": 125}
 
 
 def test_size_outside_the_result_window_is_refused():

@@ -13,7 +13,14 @@ from recmatch.core.errors import SearchUnavailable
 from recmatch.core.es import IndexNames, map_es_errors
 from recmatch.pipelines.service import StoredPipeline
 from recmatch.ranking.learning import LearningState, learned_boosts
-from recmatch.ranking.query import MAX_SIZE, LearnedBoosts, applicable_steps, build_query
+from recmatch.ranking.query import (
+    MAX_SIZE,
+    LearnedBoosts,
+    RelaxStep,
+    applicable_steps,
+    build_query,
+    count_query,
+)
 from recmatch.ranking.reasons import Wording
 from recmatch.snapshots.store import Snapshot, SnapshotEntry, previous_day_ids, snapshot_key
 
@@ -39,26 +46,19 @@ async def compute_snapshot(
                "exclude_ids": [*pipeline.acted_candidate_ids, *held.member_ids],
                "size": min(LIST_SIZE + len(held.profile_urls), MAX_SIZE)}
     body = build_query(**ranking)
-    relax: list[str] = []
     with map_es_errors("ranking candidates"):
         response, previous = await asyncio.gather(
             es.search(index=names.candidates, body=body),
             previous_day_ids(es=es, names=names, pipeline=pipeline, day=day),
         )
-        steps = applicable_steps(understanding)
-        if response["hits"]["total"]["value"] < LIST_SIZE and steps:
-            # Too few qualify: try every relaxation level in one round trip, keep the first that fills the list.
-            levels = [steps[: i + 1] for i in range(len(steps))]
-            bodies = [build_query(**ranking, relax=level) for level in levels]
-            searches = [part for level_body in bodies for part in ({"index": names.candidates}, level_body)]
-            responses = (await es.msearch(searches=searches))["responses"]
-            for level, level_body, level_response in zip(levels, bodies, responses, strict=True):
-                if "error" in level_response:
-                    raise SearchUnavailable(f"ranking failed at relaxation {level[-1]}: {level_response['error']}",
-                                            retry_after=5)
-                relax, body, response = list(level), level_body, level_response
-                if level_response["hits"]["total"]["value"] >= LIST_SIZE:
-                    break
+    relax: list[RelaxStep] = []
+    steps = applicable_steps(understanding)
+    if response["hits"]["total"]["value"] < LIST_SIZE and steps:
+        # Too few qualify: count every relaxation level in one cheap round trip, rank only the one chosen.
+        relax = await _relaxation(es=es, names=names, ranking=ranking, steps=steps)
+        body = build_query(**ranking, relax=relax)
+        with map_es_errors("ranking candidates"):
+            response = await es.search(index=names.candidates, body=body)
     hits = response["hits"]["hits"]
     if held.profile_urls:
         hits = [hit for hit in hits if not held.holds(hit["_id"], hit["_source"].get("profile_url"))]
@@ -79,6 +79,24 @@ async def compute_snapshot(
         query=body,
     )
     return Ranked(head, hits, Wording(understanding), previous)
+
+
+async def _relaxation(
+    *, es: AsyncElasticsearch, names: IndexNames, ranking: dict[str, Any], steps: tuple[RelaxStep, ...]
+) -> list[RelaxStep]:
+    """The fewest relaxation steps (in order, at least one) with which LIST_SIZE candidates qualify, or all of them
+    when none do. Every level is counted in one msearch of count probes (no scoring, stopped at the list size)."""
+    levels = [list(steps[:count]) for count in range(1, len(steps) + 1)]
+    searches = [part for level in levels for part in ({"index": names.candidates}, count_query(**ranking, relax=level))]
+    with map_es_errors("counting who qualifies"):
+        responses = (await es.msearch(searches=searches))["responses"]
+    for level, response in zip(levels, responses, strict=True):
+        if "error" in response:
+            raise SearchUnavailable(f"counting who qualifies failed at relaxation {level[-1]}: {response['error']}",
+                                    retry_after=5)
+        if response["hits"]["total"]["value"] >= LIST_SIZE:
+            return level
+    return levels[-1]
 
 
 async def changed_since(*, es: AsyncElasticsearch, names: IndexNames, tenant_id: str, since: datetime) -> bool:

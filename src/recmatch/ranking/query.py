@@ -82,6 +82,7 @@ __all__ = [
     "applicable_steps",
     "baseline_query",
     "build_query",
+    "count_query",
     "required_skills",
     "widened_radius_km",
     "widest_radius_km",
@@ -241,6 +242,14 @@ def build_query(
         "sort": ["_score", {"candidate_id": "asc"}],
         "_source": {"includes": list(SOURCE_FIELDS)},
     }
+
+
+def count_query(**arguments: Any) -> dict[str, Any]:
+    """A body that only counts who qualifies for ``build_query(**arguments)``, up to its size: the same query with no
+    hits asked for. Elasticsearch then computes no score (a bool's optional clauses and the function_score factors
+    drop out) and stops counting at the size, so relaxation probes every level for little."""
+    body = build_query(**arguments)
+    return {"query": body["query"], "size": 0, "track_total_hits": body["track_total_hits"]}
 
 
 def baseline_query(
