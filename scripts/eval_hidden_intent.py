@@ -230,7 +230,7 @@ def main(
                 break
             kind = INTENTS[len(works) % len(INTENTS)]
             if kind == "distance":
-                item = EvalPipeline(code=item.code, lat=item.lat, lon=item.lon,
+                item = EvalPipeline(code=item.code, lat=item.lat, lon=item.lon, variant=item.variant,
                                     pipeline=item.pipeline.model_copy(update={"radius_km": 80.0, "remote_ok": False}))
             intent = hidden_intent(kind, item, rng=rng, taxonomy=taxonomy, pool=pool, profiles=profiles,
                                    members=by_occupation[item.code])
