@@ -13,8 +13,10 @@ intercept) over the kind's binary features — positives against the dismissals 
 (a "skills" dismissal is evidence about skills, not about the employer), the vague ("other") dismissals at
 ``VAGUE_WEIGHT`` and the candidates passed over on a page the recruiter worked at ``PASSED_WEIGHT``. A feature
 every save and every dismissal share lands in the intercept, not in a weight; the prior keeps 5–25 examples from
-over-reading; a kind needs evidence on both sides before it is fitted; a weight needs ``min_support`` examples on
-its side (one save never makes an employer preference) and at least ``MIN_LOG_WEIGHT`` before it applies.
+over-reading; a kind needs evidence on both sides before it is fitted, and at least one dismissal that blames it
+(or a vague one): candidates passed over only add weight to what a dismissal said; a weight needs ``min_support``
+examples on its side (one save never makes an employer preference) and at least ``MIN_LOG_WEIGHT`` before it
+applies.
 
 A weight ``w`` becomes the query factor ``exp(w)`` on a filter (a term, a years range, a distance to the nearest
 pipeline place), bounded by the query builder; the pipeline's own title, skills and places stay the anchor (the
@@ -359,8 +361,9 @@ def _fit_kind(kind: FeatureKind, state: LearningState, understanding: Understand
             rows.append((keys, 0.0, PASSED_WEIGHT, False))
     positive_weight = sum(w for _, y, w, _ in rows if y)
     negative_weight = sum(w for _, y, w, _ in rows if not y)
-    if positive_weight < 1.0 or negative_weight < 1.0:
-        return []  # nothing to tell apart
+    if positive_weight < 1.0 or negative_weight < 1.0 or not any(full for *_, full in rows):
+        # Nothing to tell apart, or only candidates passed over: nobody said this kind was what was wrong.
+        return []
     vocabulary = sorted({key for keys, *_ in rows for key in keys if f"{kind.name}:{key}" not in state.removed})
     if not vocabulary:
         return []
