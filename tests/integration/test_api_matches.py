@@ -8,12 +8,13 @@ from functools import partial
 import pytest
 from fastapi.testclient import TestClient
 
+from recmatch.accounts import holdings
 from recmatch.accounts import service as accounts
 from recmatch.api.app import create_app
 from recmatch.api.deps import get_today
 from recmatch.core.ids import pipeline_doc_id
 from recmatch.core.models import PipelineIn
-from recmatch.matches import refresh
+from recmatch.matches import rank, refresh
 from recmatch.matches import service as matches
 from recmatch.matches.memory import UNSTORED_AT_MOST, ListMemory
 from recmatch.pipelines import service as pipelines
@@ -157,6 +158,29 @@ def test_a_list_still_being_stored_is_served_from_memory(app_client: TestClient,
     assert again.candidates == first.candidates
     assert kept is not None and kept.candidate_ids[25:50] == [c.candidate_id for c in page_two.candidates]
     assert unstored == {}
+
+
+def test_a_wrong_guess_of_what_the_crm_holds_never_shapes_the_list(app_client: TestClient, seats: Seats,
+                                                                    api_settings):
+    app_client.put("/v1/pipelines/p-guess", json=BACKEND, headers=seats.auth(seats.recruiter))
+    memory = ListMemory()
+
+    async def work(es, names):
+        principal = await accounts.authenticate(es=es, names=names, api_key=seats.recruiter)
+        truth = await holdings.holdings(es=es, names=names, tenant_id=principal.tenant.tenant_id)
+        pipeline = await pipelines.get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id="p-guess")
+        plain = await rank.compute_snapshot(es=es, names=names, pipeline=pipeline, day=date.today())
+        first = plain.head.candidate_ids[0]
+        # The process believes the CRM holds the first candidate (it does not): the list is the same as without.
+        memory.held.seen(principal.tenant.tenant_id, holdings.Holdings(
+            member_ids=frozenset({first}), profile_urls=frozenset(), synced_at=None))
+        guessed = await rank.compute_snapshot(es=es, names=names, pipeline=pipeline, day=date.today(),
+                                              held_guess=memory.held)
+        return truth, plain, guessed, memory.held.get(principal.tenant.tenant_id)
+
+    truth, plain, guessed, remembered = run_async(api_settings, work)
+    assert guessed.head.candidate_ids == plain.head.candidate_ids
+    assert remembered is not None and remembered.same_keys(truth)  # the read replaces the guess
 
 
 def test_relaxation_is_reported_when_few_candidates_qualify(app_client: TestClient, seats: Seats):

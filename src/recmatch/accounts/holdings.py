@@ -108,6 +108,10 @@ class Holdings:
         return candidate_id in self.member_ids or (
             profile_url is not None and normalize_url(profile_url) in self.profile_urls)
 
+    def same_keys(self, other: Holdings) -> bool:
+        """Whether OTHER holds exactly the same candidates (the sync time aside)."""
+        return self.member_ids == other.member_ids and self.profile_urls == other.profile_urls
+
     def __len__(self) -> int:
         return len(self.member_ids) + len(self.profile_urls)
 

@@ -137,7 +137,8 @@ async def list_matches(
             _still_listed(es=es, names=names, snapshot=found, tenant_id=principal.tenant.tenant_id, window=window),
         )
         return _page(found, page, page_size, total, candidates, explain=explain, computed=False)
-    ranked = await (early or compute_snapshot(es=es, names=names, pipeline=pipeline, day=today))
+    ranked = await (early or compute_snapshot(es=es, names=names, pipeline=pipeline, day=today,
+                                              held_guess=memory.held if memory is not None else None))
     found, total, candidates = await _keep_new_list(es=es, names=names, pipeline=pipeline, ranked=ranked,
                                                     window=window, defer=defer, memory=memory, replace=replace)
     return _page(found, page, page_size, total, candidates, explain=explain, computed=True)
@@ -172,7 +173,8 @@ async def _current(
         # This process wrote or read the pipeline lately, and no list of it is kept for today: most likely this
         # request ranks. Search now, while the pipeline is read; keep it only if the read shows the same revision
         # of the pipeline (another process may have changed it).
-        early = asyncio.create_task(compute_snapshot(es=es, names=names, pipeline=guess.pipeline, day=today))
+        early = asyncio.create_task(compute_snapshot(es=es, names=names, pipeline=guess.pipeline, day=today,
+                                                     held_guess=memory.held if memory is not None else None))
     try:
         pipeline = await get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id,
                                       recent=recent)
