@@ -252,6 +252,25 @@ def test_learned_boosts_become_filtered_weight_functions_that_multiply():
     ]
 
 
+def test_a_list_relaxed_to_title_words_applies_learned_factors_only_to_those_the_title_brings():
+    boosts = LearnedBoosts(factors=(_factor("skills:kubernetes", "skills", "kubernetes", 2.0),))
+    understanding = _understand(title="Backend Engineer")
+    strict = build_query(understanding=understanding, boosts=boosts, relax=["related_titles"])
+    assert strict["query"]["function_score"]["functions"] == [{"filter": {"term": {"skills": "kubernetes"}},
+                                                               "weight": 2.0}]
+    loose = build_query(understanding=understanding, boosts=boosts, relax=["related_titles", "title_words"])
+    [function] = loose["query"]["function_score"]["functions"]
+    factor, title = function["filter"]["bool"]["filter"]
+    assert factor == {"term": {"skills": "kubernetes"}} and function["weight"] == 2.0
+    # the title filter before relaxing to some of its words: its words, its occupations and the related ones
+    assert title == build_query(understanding=understanding, relax=["related_titles"])[
+        "query"]["function_score"]["query"]["bool"]["filter"][0]
+    weak = _understand(title="Zxqv Wrangler")
+    assert weak.weak_title
+    assert build_query(understanding=weak, boosts=boosts, relax=["title_words"])["query"]["function_score"][
+        "functions"] == [{"filter": {"term": {"skills": "kubernetes"}}, "weight": 2.0}]
+
+
 def test_a_negative_signal_multiplies_by_a_factor_below_one_and_nothing_goes_negative():
     boosts = LearnedBoosts(factors=(
         _factor("companies:globex", "company.keyword", "globex", 0.6),

@@ -49,7 +49,9 @@ Relaxation (``RELAXATION_STEPS``, applied cumulatively in this order while fewer
     related_titles     related occupations qualify for the title filter (before, they only add to the score).
     fewer_skills       no minimum number of pipeline skills (before: ``required_skills``); skills still score.
     title_words        any word of the title (current or past title) or any pipeline skill qualifies, as for a
-                       weakly resolved title.
+                       weakly resolved title; learned factors then apply only to candidates the title filter
+                       before this step lets in (with related occupations): a learned place or skill reorders
+                       the pipeline's own jobs, never lifts an unrelated one above them.
     widest_radius      the location filter reaches MAX_WIDENED_RADIUS_KM around each place.
     remote_candidates  (a pipeline that does not accept remote) candidates open to remote work qualify too.
 
@@ -185,6 +187,12 @@ def build_query(
     title_filter = _title_filter(understanding, qualifying_codes, loose="title_words" in steps)
     if title_filter is not None:
         filters.append(title_filter)
+    # Learned factors reorder those the pipeline's title brings; one listed only because the title was relaxed to
+    # some of its words keeps its own score (a learned place or skill never lifts an unrelated job above them).
+    anchor = None
+    if "title_words" in steps and not understanding.weak_title:
+        with_related = [*qualifying_codes, *(code for code, _ in _related_weights(understanding))]
+        anchor = _title_filter(understanding, with_related, loose=False)
     if understanding.locations:
         widen = "widest" if "widest_radius" in steps else "wider" if "wider_radius" in steps else None
         remote = understanding.remote or "remote_candidates" in steps
@@ -231,7 +239,7 @@ def build_query(
         "query": {
             "function_score": {
                 "query": query,
-                "functions": _boost_functions(boosts, understanding),
+                "functions": _boost_functions(boosts, understanding, anchor=anchor),
                 "score_mode": "multiply",
                 "boost_mode": "multiply",
                 "max_boost": MAX_LEARNED_PRODUCT,
@@ -471,14 +479,16 @@ def _proximity_functions(understanding: Understanding) -> list[dict[str, Any]]:
     return functions
 
 
-def _boost_functions(boosts: LearnedBoosts | None, understanding: Understanding) -> list[dict[str, Any]]:
+def _boost_functions(boosts: LearnedBoosts | None, understanding: Understanding, *,
+                     anchor: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     if boosts is None:
         return []
     functions: list[dict[str, Any]] = []
     for factor in boosts.factors[:MAX_LEARNED_FACTORS]:
         weight = _bounded(factor.weight)
         if weight != 1.0 and factor.filter:
-            functions.append({"filter": dict(factor.filter), "weight": weight})
+            applies = dict(factor.filter) if anchor is None else {"bool": {"filter": [dict(factor.filter), anchor]}}
+            functions.append({"filter": applies, "weight": weight})
     return functions
 
 
