@@ -68,7 +68,7 @@ def _repair_mojibake(text: str) -> str:
         return _MOJIBAKE_RE.sub(lambda match: _MOJIBAKE[match.group(0)], text)
 
 
-@lru_cache(maxsize=131_072)
+@lru_cache(maxsize=32_768)
 def fold(text: str) -> str:
     """Lowercase ASCII-folded text, punctuation turned into spaces except inside tokens like c++, c#, .net, ci/cd."""
     text = _repair_mojibake(text)
@@ -227,7 +227,7 @@ def _drop_levels(tokens: list[str]) -> list[str]:
     return kept
 
 
-@lru_cache(maxsize=262_144)
+@lru_cache(maxsize=32_768)  # a reindex meets each title once: indexing.documents caches the whole reading
 def normalize_title(title: str) -> str:
     """Folded job title with abbreviations expanded, level suffixes dropped and each word singular."""
     folded = fold(title).split()

@@ -67,7 +67,7 @@ CREDIT_TEMPLATE = (
 TIERS = {"Primary-Short": 1, "Primary-Long": 2, "Supplemental": 3}
 SENIORITY_WORDS = frozenset("senior junior lead principal staff experienced trainee".split())
 
-_TITLE_MATCH_CACHE = 65_536
+_TITLE_MATCH_CACHE = 16_384
 _MAX_OVERLAP_MATCHES = 3
 _MIN_OVERLAP_SCORE = 0.1
 KEY_SAMPLE_EVERY = 97  # stored title keys checked against normalize_title at load: one title in this many
