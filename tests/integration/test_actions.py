@@ -186,7 +186,11 @@ def _skills(world: World, candidate_ids: list[str]) -> dict[str, set[str]]:
 
 
 def _learned_functions(listing: dict) -> list[dict]:
-    return listing["query"]["query"]["function_score"]["functions"]
+    """The learned factors of a list's query, each as its own filter and weight (a list relaxed to title words
+    applies each one only to those the title brings: the factor's filter is then the first of two)."""
+    functions = listing["query"]["query"]["function_score"]["functions"]
+    return [{**function, "filter": function["filter"]["bool"]["filter"][0]}
+            if "filter" in function["filter"].get("bool", {}) else function for function in functions]
 
 
 def test_dismissals_alone_teach_nothing_and_the_dismissed_stay_out(world: World):
