@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
+from cachetools import LRUCache
 from elasticsearch import AsyncElasticsearch
 
 from recmatch.accounts.holdings import Holdings, holdings, synced_since
@@ -46,23 +46,23 @@ async def compute_snapshot(
     shows the same, the search stands, else it runs again with what was read. Never a stale answer, one round
     trip less in the usual case."""
     guess = held_guess.get(pipeline.tenant_id) if held_guess is not None else None
-    reading = holdings(es=es, names=names, tenant_id=pipeline.tenant_id)
-    previous_reading = previous_day_ids(es=es, names=names, pipeline=pipeline, day=day)
+
+    async def search(leaving_out: Holdings) -> tuple[dict[str, Any], dict[str, Any], Any]:
+        ranking = _ranking(pipeline, leaving_out)
+        body = build_query(**ranking)
+        return ranking, body, await es.search(index=names.candidates, body=body)
+
     with map_es_errors("ranking candidates"):
         if guess is None:
-            held = await reading
-            ranking = _ranking(pipeline, held)
-            body = build_query(**ranking)
-            response, previous = await asyncio.gather(es.search(index=names.candidates, body=body), previous_reading)
+            held = await holdings(es=es, names=names, tenant_id=pipeline.tenant_id)
+            (ranking, body, response), previous = await asyncio.gather(
+                search(held), previous_day_ids(es=es, names=names, pipeline=pipeline, day=day))
         else:
-            ranking = _ranking(pipeline, guess)
-            body = build_query(**ranking)
-            held, response, previous = await asyncio.gather(
-                reading, es.search(index=names.candidates, body=body), previous_reading)
+            held, (ranking, body, response), previous = await asyncio.gather(
+                holdings(es=es, names=names, tenant_id=pipeline.tenant_id), search(guess),
+                previous_day_ids(es=es, names=names, pipeline=pipeline, day=day))
             if not held.same_keys(guess):
-                ranking = _ranking(pipeline, held)
-                body = build_query(**ranking)
-                response = await es.search(index=names.candidates, body=body)
+                ranking, body, response = await search(held)
     if held_guess is not None:
         held_guess.seen(pipeline.tenant_id, held)
     understanding = pipeline.understanding
@@ -110,17 +110,13 @@ class HeldGuess:
     to start ranking with, checked against a read every time."""
 
     def __init__(self, size: int = 1024) -> None:
-        self._size = size
-        self._held: OrderedDict[str, Holdings] = OrderedDict()
+        self._held: LRUCache[str, Holdings] = LRUCache(maxsize=size)
 
     def get(self, tenant_id: str) -> Holdings | None:
         return self._held.get(tenant_id)
 
     def seen(self, tenant_id: str, held: Holdings) -> None:
         self._held[tenant_id] = held
-        self._held.move_to_end(tenant_id)
-        while len(self._held) > self._size:
-            self._held.popitem(last=False)
 
 
 async def _relaxation(
