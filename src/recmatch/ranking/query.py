@@ -253,11 +253,20 @@ def build_query(
 
 
 def count_query(**arguments: Any) -> dict[str, Any]:
-    """A body that only counts who qualifies for ``build_query(**arguments)``, up to its size: the same query with no
-    hits asked for. Elasticsearch then computes no score (a bool's optional clauses and the function_score factors
-    drop out) and stops counting at the size, so relaxation probes every level for little."""
+    """A body that only counts who qualifies for ``build_query(**arguments)``, up to its size: its filters and
+    exclusions with no hits asked for. What a candidate is worth (the optional clauses, proximity and learned factors)
+    never decides who qualifies, so it is left out; Elasticsearch stops counting at the size, so relaxation probes
+    every level for little. (A query with no filter at all, where the optional clauses do decide, is counted whole.)"""
     body = build_query(**arguments)
-    return {"query": body["query"], "size": 0, "track_total_hits": body["track_total_hits"]}
+    query = body["query"]
+    while "function_score" in query:
+        query = query["function_score"]["query"]
+    qualifying = query.get("bool", {})
+    if "filter" in qualifying:
+        query = {"bool": {part: qualifying[part] for part in ("filter", "must_not") if part in qualifying}}
+    else:
+        query = body["query"]
+    return {"query": query, "size": 0, "track_total_hits": body["track_total_hits"]}
 
 
 def baseline_query(
