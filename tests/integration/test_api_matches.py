@@ -183,6 +183,39 @@ def test_a_wrong_guess_of_what_the_crm_holds_never_shapes_the_list(app_client: T
     assert remembered is not None and remembered.same_keys(truth)  # the read replaces the guess
 
 
+def test_a_guess_of_how_a_list_relaxes_never_shapes_it(app_client: TestClient, seats: Seats, api_settings):
+    rare = {"title": "Pharmacist", "locations": ["Anchorage, AK"], "skills": ["Epic Systems", "Cerner"],
+            "radius_km": 10}
+    for crm_id, fields in (("p-relax-rare", rare), ("p-relax-wide", BACKEND)):
+        app_client.put(f"/v1/pipelines/{crm_id}", json=fields, headers=seats.auth(seats.recruiter))
+
+    async def work(es, names):
+        principal = await accounts.authenticate(es=es, names=names, api_key=seats.recruiter)
+        found = {}
+        for crm_id in ("p-relax-rare", "p-relax-wide"):
+            pipeline = await pipelines.get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_id)
+            plain = await rank.compute_snapshot(es=es, names=names, pipeline=pipeline, day=date.today())
+            key = pipeline_doc_id(principal.tenant.tenant_id, crm_id)
+            memory = ListMemory()
+            guessed = {}
+            for guess in ((), ("wider_radius",), tuple(plain.head.relaxation),
+                          rank.applicable_steps(pipeline.understanding), ("remote_candidates",)):
+                memory.relaxed.seen(key, guess)
+                ranked = await rank.compute_snapshot(es=es, names=names, pipeline=pipeline, day=date.today(),
+                                                     relax_guess=memory.relaxed)
+                guessed[guess] = (ranked.head.relaxation, ranked.head.candidate_ids, memory.relaxed.get(key))
+            found[crm_id] = plain, guessed
+        return found
+
+    found = run_async(api_settings, work)
+    # Guessed too little, too much, right, everything, and a level that is not one: the same list every time.
+    assert found["p-relax-rare"][0].head.relaxation != found["p-relax-wide"][0].head.relaxation
+    for plain, guessed in found.values():
+        for guess, (relaxation, candidate_ids, remembered) in guessed.items():
+            assert (relaxation, candidate_ids) == (plain.head.relaxation, plain.head.candidate_ids), guess
+            assert remembered == tuple(plain.head.relaxation)  # the relaxation used replaces the guess
+
+
 def test_relaxation_is_reported_when_few_candidates_qualify(app_client: TestClient, seats: Seats):
     rare = {"title": "Pharmacist", "locations": ["Anchorage, AK"], "skills": ["Epic Systems", "Cerner"],
             "radius_km": 10}

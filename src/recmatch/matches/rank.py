@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 from cachetools import LRUCache
 from elasticsearch import AsyncElasticsearch
@@ -12,6 +12,7 @@ from elasticsearch import AsyncElasticsearch
 from recmatch.accounts.holdings import Holdings, holdings, synced_since
 from recmatch.core.errors import SearchUnavailable
 from recmatch.core.es import IndexNames, map_es_errors
+from recmatch.core.ids import pipeline_doc_id
 from recmatch.pipelines.service import StoredPipeline
 from recmatch.ranking.learning import LearningState, learned_boosts
 from recmatch.ranking.query import (
@@ -37,43 +38,42 @@ def pipeline_boosts(pipeline: StoredPipeline) -> LearnedBoosts | None:
 
 async def compute_snapshot(
     *, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline, day: date,
-    held_guess: HeldGuess | None = None,
+    held_guess: Guesses[Holdings] | None = None, relax_guess: Guesses[tuple[RelaxStep, ...]] | None = None,
 ) -> Ranked:
     """Rank now, relaxing until 125 qualify: the day's list (not stored yet: see store_snapshot).
 
     Candidates the tenant's CRM holds are left out, so ranking needs them first. With HELD_GUESS (what this process
     last read of them), the search starts at once with those and the holdings are read meanwhile: when the read
     shows the same, the search stands, else it runs again with what was read. Never a stale answer, one round
-    trip less in the usual case."""
-    guess = held_guess.get(pipeline.tenant_id) if held_guess is not None else None
+    trip less in the usual case.
 
-    async def search(leaving_out: Holdings) -> tuple[dict[str, Any], dict[str, Any], Any]:
-        ranking = _ranking(pipeline, leaving_out)
-        body = build_query(**ranking)
-        return ranking, body, await es.search(index=names.candidates, body=body)
+    With RELAX_GUESS (the relaxation of the list this process last ranked for the pipeline), a pipeline whose last
+    list was relaxed is searched at once at that relaxation while every level is counted; the search stands when the
+    counts choose the same level. Otherwise the list is searched unrelaxed first, and counted only when too few
+    qualify."""
+    guess = held_guess.get(pipeline.tenant_id) if held_guess is not None else None
+    key = pipeline_doc_id(pipeline.tenant_id, pipeline.crm_pipeline_id)
+    expected = relax_guess.get(key) if relax_guess is not None else None
+
+    async def search(leaving_out: Holdings) -> tuple[list[RelaxStep], dict[str, Any], Any]:
+        return await _relaxed_search(es=es, names=names, ranking=_ranking(pipeline, leaving_out), expected=expected)
 
     with map_es_errors("ranking candidates"):
         if guess is None:
             held = await holdings(es=es, names=names, tenant_id=pipeline.tenant_id)
-            (ranking, body, response), previous = await asyncio.gather(
+            (relax, body, response), previous = await asyncio.gather(
                 search(held), previous_day_ids(es=es, names=names, pipeline=pipeline, day=day))
         else:
-            held, (ranking, body, response), previous = await asyncio.gather(
-                holdings(es=es, names=names, tenant_id=pipeline.tenant_id), search(guess),
+            (relax, body, response), held, previous = await asyncio.gather(  # the search first: it takes longest
+                search(guess), holdings(es=es, names=names, tenant_id=pipeline.tenant_id),
                 previous_day_ids(es=es, names=names, pipeline=pipeline, day=day))
             if not held.same_keys(guess):
-                ranking, body, response = await search(held)
+                relax, body, response = await search(held)
     if held_guess is not None:
         held_guess.seen(pipeline.tenant_id, held)
+    if relax_guess is not None:
+        relax_guess.seen(key, tuple(relax))
     understanding = pipeline.understanding
-    relax: list[RelaxStep] = []
-    steps = applicable_steps(understanding)
-    if response["hits"]["total"]["value"] < LIST_SIZE and steps:
-        # Too few qualify: count every relaxation level in one cheap round trip, rank only the one chosen.
-        relax = await _relaxation(es=es, names=names, ranking=ranking, steps=steps)
-        body = build_query(**ranking, relax=relax)
-        with map_es_errors("ranking candidates"):
-            response = await es.search(index=names.candidates, body=body)
     hits = response["hits"]["hits"]
     if held.profile_urls:
         hits = [hit for hit in hits if not held.holds(hit["_id"], hit["_source"].get("profile_url"))]
@@ -105,32 +105,59 @@ def _ranking(pipeline: StoredPipeline, held: Holdings) -> dict[str, Any]:
             "size": min(LIST_SIZE + len(held.profile_urls), MAX_SIZE)}
 
 
-class HeldGuess:
-    """What each tenant's CRM held when this process last read it (at most SIZE tenants, the latest kept): a guess
-    to start ranking with, checked against a read every time."""
+V = TypeVar("V")
+
+
+class Guesses(Generic[V]):  # noqa: UP046 - Python 3.11 has no type parameter syntax
+    """What this process last saw of something per key (at most SIZE keys, the latest kept): a guess to start
+    ranking with, always checked against what is read or counted."""
 
     def __init__(self, size: int = 1024) -> None:
-        self._held: LRUCache[str, Holdings] = LRUCache(maxsize=size)
+        self._seen: LRUCache[str, V] = LRUCache(maxsize=size)
 
-    def get(self, tenant_id: str) -> Holdings | None:
-        return self._held.get(tenant_id)
+    def get(self, key: str) -> V | None:
+        return self._seen.get(key)
 
-    def seen(self, tenant_id: str, held: Holdings) -> None:
-        self._held[tenant_id] = held
+    def seen(self, key: str, value: V) -> None:
+        self._seen[key] = value
+
+
+async def _relaxed_search(
+    *, es: AsyncElasticsearch, names: IndexNames, ranking: dict[str, Any], expected: tuple[RelaxStep, ...] | None,
+) -> tuple[list[RelaxStep], dict[str, Any], Any]:
+    """The relaxation RANKING needs, its body, and the search with it. EXPECTED (a guess) is searched while every
+    level is counted, when it is still one of the pipeline's levels and relaxes something."""
+    steps = applicable_steps(ranking["understanding"])
+    if expected and steps[:len(expected)] == expected:
+        guessed = build_query(**ranking, relax=expected)
+        response, relax = await asyncio.gather(es.search(index=names.candidates, body=guessed),
+                                               _relaxation(es=es, names=names, ranking=ranking, steps=steps, first=0))
+        if relax == list(expected):
+            return relax, guessed, response
+    else:
+        body = build_query(**ranking)
+        response = await es.search(index=names.candidates, body=body)
+        if response["hits"]["total"]["value"] >= LIST_SIZE or not steps:
+            return [], body, response
+        # Too few qualify: count every relaxation level in one cheap round trip, rank only the one chosen.
+        relax = await _relaxation(es=es, names=names, ranking=ranking, steps=steps, first=1)
+    body = build_query(**ranking, relax=relax)
+    return relax, body, await es.search(index=names.candidates, body=body)
 
 
 async def _relaxation(
-    *, es: AsyncElasticsearch, names: IndexNames, ranking: dict[str, Any], steps: tuple[RelaxStep, ...]
+    *, es: AsyncElasticsearch, names: IndexNames, ranking: dict[str, Any], steps: tuple[RelaxStep, ...], first: int
 ) -> list[RelaxStep]:
-    """The fewest relaxation steps (in order, at least one) with which LIST_SIZE candidates qualify, or all of them
+    """The fewest relaxation steps (in order, at least FIRST) with which LIST_SIZE candidates qualify, or all of them
     when none do. Every level is counted in one msearch of count probes (no scoring, stopped at the list size)."""
-    levels = [list(steps[:count]) for count in range(1, len(steps) + 1)]
+    levels = [list(steps[:count]) for count in range(first, len(steps) + 1)]
     searches = [part for level in levels for part in ({"index": names.candidates}, count_query(**ranking, relax=level))]
     with map_es_errors("counting who qualifies"):
         responses = (await es.msearch(searches=searches))["responses"]
     for level, response in zip(levels, responses, strict=True):
         if "error" in response:
-            raise SearchUnavailable(f"counting who qualifies failed at relaxation {level[-1]}: {response['error']}",
+            at = level[-1] if level else "none"
+            raise SearchUnavailable(f"counting who qualifies failed at relaxation {at}: {response['error']}",
                                     retry_after=5)
         if response["hits"]["total"]["value"] >= LIST_SIZE:
             return level

@@ -138,7 +138,7 @@ async def list_matches(
         )
         return _page(found, page, page_size, total, candidates, explain=explain, computed=False)
     ranked = await (early or compute_snapshot(es=es, names=names, pipeline=pipeline, day=today,
-                                              held_guess=memory.held if memory is not None else None))
+                                              **_guesses(memory)))
     found, total, candidates = await _keep_new_list(es=es, names=names, pipeline=pipeline, ranked=ranked,
                                                     window=window, defer=defer, memory=memory, replace=replace)
     return _page(found, page, page_size, total, candidates, explain=explain, computed=True)
@@ -174,7 +174,7 @@ async def _current(
         # request ranks. Search now, while the pipeline is read; keep it only if the read shows the same revision
         # of the pipeline (another process may have changed it).
         early = asyncio.create_task(compute_snapshot(es=es, names=names, pipeline=guess.pipeline, day=today,
-                                                     held_guess=memory.held if memory is not None else None))
+                                                     **_guesses(memory)))
     try:
         pipeline = await get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id,
                                       recent=recent)
@@ -257,6 +257,11 @@ def _ranks(pipeline: StoredPipeline, day: date, memory: ListMemory | None) -> bo
         memory is None or memory.being_stored(snapshot_id(pipeline, key)) is None)
 
 
+def _guesses(memory: ListMemory | None) -> dict[str, Any]:
+    """compute_snapshot's guesses from MEMORY (none without it)."""
+    return {} if memory is None else {"held_guess": memory.held, "relax_guess": memory.relaxed}
+
+
 def _drop(task: asyncio.Task[Any] | None) -> None:
     """Give up a speculative search (and never leave its outcome unretrieved)."""
     if task is not None:
@@ -298,7 +303,7 @@ def _shown(entries: list[SnapshotEntry], sources: dict[str, dict[str, Any]], sta
     for rank, entry in enumerate(entries, start=first_rank):
         source = sources[entry.candidate_id]
         shown.append(
-            MatchCandidate(
+            MatchCandidate.model_construct(  # from our own index and snapshot, like the entries: nothing to validate
                 rank=rank,
                 candidate_id=entry.candidate_id,
                 name=source["name"],
