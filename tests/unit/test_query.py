@@ -114,7 +114,7 @@ def test_body_asks_for_125_ranked_candidates_with_a_stable_order():
 def test_a_count_probe_asks_the_same_filters_for_no_hits_and_stops_at_the_list_size():
     arguments = {"understanding": _understand(**BACKEND_AUSTIN), "exclude_ids": {"c-1"}, "relax": ["wider_radius"]}
     body, probe = build_query(**arguments), count_query(**arguments)
-    qualifying = body["query"]["function_score"]["query"]["function_score"]["query"]["bool"]
+    qualifying = _bool(body)
     assert probe == {"query": {"bool": {"filter": qualifying["filter"], "must_not": qualifying["must_not"]}},
                      "size": 0, "track_total_hits": 125}
 
@@ -122,7 +122,7 @@ def test_a_count_probe_asks_the_same_filters_for_no_hits_and_stops_at_the_list_s
 def test_a_count_probe_without_filters_keeps_the_clauses_that_decide_who_matches():
     arguments = {"understanding": _understand(title="!!!", remote_ok=True, locations=[])}
     body, probe = build_query(**arguments), count_query(**arguments)
-    assert "filter" not in body["query"]["function_score"]["query"]["bool"]
+    assert "filter" not in _bool(body)
     assert probe == {"query": body["query"], "size": 0, "track_total_hits": 125}
 
 
