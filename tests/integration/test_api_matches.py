@@ -194,16 +194,15 @@ def test_a_guess_of_how_a_list_relaxes_never_shapes_it(app_client: TestClient, s
         found = {}
         for crm_id in ("p-relax-rare", "p-relax-wide"):
             pipeline = await pipelines.get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_id)
+            assert pipeline.listed_relaxation == []  # never listed: no guess
             plain = await rank.compute_snapshot(es=es, names=names, pipeline=pipeline, day=date.today())
-            key = pipeline_doc_id(principal.tenant.tenant_id, crm_id)
-            memory = ListMemory()
             guessed = {}
-            for guess in ((), ("wider_radius",), tuple(plain.head.relaxation),
-                          rank.applicable_steps(pipeline.understanding), ("remote_candidates",)):
-                memory.relaxed.seen(key, guess)
-                ranked = await rank.compute_snapshot(es=es, names=names, pipeline=pipeline, day=date.today(),
-                                                     relax_guess=memory.relaxed)
-                guessed[guess] = (ranked.head.relaxation, ranked.head.candidate_ids, memory.relaxed.get(key))
+            for guess in ([], ["wider_radius"], plain.head.relaxation,
+                          list(rank.applicable_steps(pipeline.understanding)), ["remote_candidates"]):
+                ranked = await rank.compute_snapshot(
+                    es=es, names=names, pipeline=pipeline.model_copy(update={"listed_relaxation": guess}),
+                    day=date.today())
+                guessed[tuple(guess)] = (ranked.head.relaxation, ranked.head.candidate_ids)
             found[crm_id] = plain, guessed
         return found
 
@@ -211,9 +210,31 @@ def test_a_guess_of_how_a_list_relaxes_never_shapes_it(app_client: TestClient, s
     # Guessed too little, too much, right, everything, and a level that is not one: the same list every time.
     assert found["p-relax-rare"][0].head.relaxation != found["p-relax-wide"][0].head.relaxation
     for plain, guessed in found.values():
-        for guess, (relaxation, candidate_ids, remembered) in guessed.items():
-            assert (relaxation, candidate_ids) == (plain.head.relaxation, plain.head.candidate_ids), guess
-            assert remembered == tuple(plain.head.relaxation)  # the relaxation used replaces the guess
+        for guess, listed in guessed.items():
+            assert listed == (plain.head.relaxation, plain.head.candidate_ids), guess
+
+
+def test_a_stored_list_leaves_its_relaxation_on_the_pipeline_for_the_next_ranking(
+        app_client: TestClient, seats: Seats, api_settings):
+    """Any process that ranks the pipeline next (another worker, after a restart) starts from it."""
+    rare = {"title": "Pharmacist", "locations": ["Anchorage, AK"], "skills": ["Epic Systems", "Cerner"],
+            "radius_km": 10}
+    auth = seats.auth(seats.recruiter)
+    app_client.put("/v1/pipelines/p-relax-kept", json=rare, headers=auth).raise_for_status()
+    first = app_client.get("/v1/pipelines/p-relax-kept/matches", headers=auth).json()
+    # A new version (a wider radius) keeps the last list's relaxation until its own list is stored.
+    app_client.put("/v1/pipelines/p-relax-kept", json={**rare, "radius_km": 11}, headers=auth).raise_for_status()
+
+    async def read(es, names):
+        principal = await accounts.authenticate(es=es, names=names, api_key=seats.recruiter)
+        return await pipelines.get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id="p-relax-kept")
+
+    carried = run_async(api_settings, read)
+    second = app_client.get("/v1/pipelines/p-relax-kept/matches", headers=auth).json()
+    assert first["relaxation"] and carried.version == first["pipeline_version"] + 1
+    assert carried.listed_relaxation == first["relaxation"]
+    assert second["computed"] and second["pipeline_version"] == carried.version
+    assert run_async(api_settings, read).listed_relaxation == second["relaxation"]
 
 
 def test_relaxation_is_reported_when_few_candidates_qualify(app_client: TestClient, seats: Seats):

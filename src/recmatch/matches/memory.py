@@ -7,26 +7,23 @@ from datetime import UTC, datetime, timedelta
 from recmatch.accounts.holdings import Holdings
 from recmatch.matches.rank import Guesses, Ranked
 from recmatch.pipelines.service import RecentPipelines
-from recmatch.ranking.query import RelaxStep
 
 UNSTORED_AT_MOST = timedelta(minutes=1)  # a list served from memory while it is stored: never longer than this
 
 
 class ListMemory:
-    """The pipelines this process saw lately, what their tenants' CRMs held, how their last lists were relaxed, and
-    the lists it served that are still being stored.
+    """The pipelines this process saw lately, what their tenants' CRMs held, and the lists it served that are still
+    being stored.
 
-    Both are per process and only ever shortcuts: a list found here is one this process ranked and is storing
+    All are per process and only ever shortcuts: a list found here is one this process ranked and is storing
     (another process reads it from the snapshots index once stored); a pipeline found here lets a list that must be
     ranked start searching while the pipeline is read, and is kept only when that read shows the same revision;
-    the holdings let that search start while they are read again, and a pipeline's last relaxation lets it be
-    searched at that relaxation while every level is counted (``rank.compute_snapshot``).
+    the holdings let that search start while they are read again (``rank.compute_snapshot``).
     """
 
     def __init__(self, *, recent_size: int = 1024) -> None:
         self.recent = RecentPipelines(recent_size)
         self.held: Guesses[Holdings] = Guesses(recent_size)  # by tenant id
-        self.relaxed: Guesses[tuple[RelaxStep, ...]] = Guesses(recent_size)  # by pipeline document id
         self.unstored: dict[str, Ranked] = {}  # snapshot id -> the list being stored
 
     def serving(self, snapshot_id: str, ranked: Ranked) -> None:

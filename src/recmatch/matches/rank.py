@@ -12,7 +12,6 @@ from elasticsearch import AsyncElasticsearch
 from recmatch.accounts.holdings import Holdings, holdings, synced_since
 from recmatch.core.errors import SearchUnavailable
 from recmatch.core.es import IndexNames, map_es_errors
-from recmatch.core.ids import pipeline_doc_id
 from recmatch.pipelines.service import StoredPipeline
 from recmatch.ranking.learning import LearningState, learned_boosts
 from recmatch.ranking.query import (
@@ -38,7 +37,7 @@ def pipeline_boosts(pipeline: StoredPipeline) -> LearnedBoosts | None:
 
 async def compute_snapshot(
     *, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline, day: date,
-    held_guess: Guesses[Holdings] | None = None, relax_guess: Guesses[tuple[RelaxStep, ...]] | None = None,
+    held_guess: Guesses[Holdings] | None = None,
 ) -> Ranked:
     """Rank now, relaxing until 125 qualify: the day's list (not stored yet: see store_snapshot).
 
@@ -47,13 +46,11 @@ async def compute_snapshot(
     shows the same, the search stands, else it runs again with what was read. Never a stale answer, one round
     trip less in the usual case.
 
-    With RELAX_GUESS (the relaxation of the list this process last ranked for the pipeline), a pipeline whose last
-    list was relaxed is searched at once at that relaxation while every level is counted; the search stands when the
-    counts choose the same level. Otherwise the list is searched unrelaxed first, and counted only when too few
-    qualify."""
+    A pipeline whose newest stored list was relaxed (``listed_relaxation``, written by whichever process stored it)
+    is searched at once at that relaxation while every level is counted; the search stands when the counts choose
+    the same level. Otherwise the list is searched unrelaxed first, and counted only when too few qualify."""
     guess = held_guess.get(pipeline.tenant_id) if held_guess is not None else None
-    key = pipeline_doc_id(pipeline.tenant_id, pipeline.crm_pipeline_id)
-    expected = relax_guess.get(key) if relax_guess is not None else None
+    expected = cast("tuple[RelaxStep, ...]", tuple(pipeline.listed_relaxation))
 
     async def search(leaving_out: Holdings) -> tuple[list[RelaxStep], dict[str, Any], Any]:
         return await _relaxed_search(es=es, names=names, ranking=_ranking(pipeline, leaving_out), expected=expected)
@@ -71,8 +68,6 @@ async def compute_snapshot(
                 relax, body, response = await search(held)
     if held_guess is not None:
         held_guess.seen(pipeline.tenant_id, held)
-    if relax_guess is not None:
-        relax_guess.seen(key, tuple(relax))
     understanding = pipeline.understanding
     hits = response["hits"]["hits"]
     if held.profile_urls:
@@ -123,7 +118,7 @@ class Guesses(Generic[V]):  # noqa: UP046 - Python 3.11 has no type parameter sy
 
 
 async def _relaxed_search(
-    *, es: AsyncElasticsearch, names: IndexNames, ranking: dict[str, Any], expected: tuple[RelaxStep, ...] | None,
+    *, es: AsyncElasticsearch, names: IndexNames, ranking: dict[str, Any], expected: tuple[RelaxStep, ...],
 ) -> tuple[list[RelaxStep], dict[str, Any], Any]:
     """The relaxation RANKING needs, its body, and the search with it. EXPECTED (a guess) is searched while every
     level is counted, when it is still one of the pipeline's levels and relaxes something."""

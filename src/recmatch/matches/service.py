@@ -16,13 +16,14 @@ from typing import Any
 from elasticsearch import AsyncElasticsearch
 from pydantic import BaseModel, Field
 
+from recmatch.accounts.holdings import Holdings
 from recmatch.accounts.service import Principal
 from recmatch.actions.service import statuses
 from recmatch.core.errors import InvalidInput, NotFound, RecmatchError, SearchUnavailable
 from recmatch.core.es import IndexNames, map_es_errors
 from recmatch.core.ids import pipeline_doc_id
 from recmatch.matches.memory import ListMemory
-from recmatch.matches.rank import LIST_SIZE, Ranked, changed_since, compute_snapshot
+from recmatch.matches.rank import LIST_SIZE, Guesses, Ranked, changed_since, compute_snapshot
 from recmatch.pipelines.service import StoredPipeline, get_pipeline, touch_pipeline
 from recmatch.snapshots.store import Snapshot, SnapshotEntry, load_snapshot, snapshot_id, snapshot_key, store_snapshot
 
@@ -138,7 +139,7 @@ async def list_matches(
         )
         return _page(found, page, page_size, total, candidates, explain=explain, computed=False)
     ranked = await (early or compute_snapshot(es=es, names=names, pipeline=pipeline, day=today,
-                                              **_guesses(memory)))
+                                              held_guess=_held(memory)))
     found, total, candidates = await _keep_new_list(es=es, names=names, pipeline=pipeline, ranked=ranked,
                                                     window=window, defer=defer, memory=memory, replace=replace)
     return _page(found, page, page_size, total, candidates, explain=explain, computed=True)
@@ -174,7 +175,7 @@ async def _current(
         # request ranks. Search now, while the pipeline is read; keep it only if the read shows the same revision
         # of the pipeline (another process may have changed it).
         early = asyncio.create_task(compute_snapshot(es=es, names=names, pipeline=guess.pipeline, day=today,
-                                                     **_guesses(memory)))
+                                                     held_guess=_held(memory)))
     try:
         pipeline = await get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id,
                                       recent=recent)
@@ -257,9 +258,9 @@ def _ranks(pipeline: StoredPipeline, day: date, memory: ListMemory | None) -> bo
         memory is None or memory.being_stored(snapshot_id(pipeline, key)) is None)
 
 
-def _guesses(memory: ListMemory | None) -> dict[str, Any]:
-    """compute_snapshot's guesses from MEMORY (none without it)."""
-    return {} if memory is None else {"held_guess": memory.held, "relax_guess": memory.relaxed}
+def _held(memory: ListMemory | None) -> Guesses[Holdings] | None:
+    """What MEMORY last saw each tenant's CRM hold (compute_snapshot's guess; none without it)."""
+    return None if memory is None else memory.held
 
 
 def _drop(task: asyncio.Task[Any] | None) -> None:

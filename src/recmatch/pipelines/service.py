@@ -43,6 +43,9 @@ class StoredPipeline(PipelineIn):
     last_used_at: datetime | None = None
     listed_snapshot: str | None = Field(default=None, description="key of the newest list stored for it")
     previous_snapshot: str | None = Field(default=None, description="key of the newest list of an earlier day")
+    listed_relaxation: list[str] = Field(
+        default_factory=list, description="relaxation steps of the newest stored list: where the next ranking of the "
+                                          "pipeline starts searching (a guess, always checked)")
     understood: dict[str, Any]
     learned: dict[str, Any] | None = None
     acted_candidate_ids: list[str] = Field(default_factory=list)
@@ -229,6 +232,7 @@ async def put_pipeline(
             last_used_at=previous.last_used_at if previous else None,
             listed_snapshot=previous.listed_snapshot if previous else None,
             previous_snapshot=previous.previous_snapshot if previous else None,
+            listed_relaxation=previous.listed_relaxation if previous else [],
             understood=understand(pipeline=pipeline, taxonomy=taxonomy).to_dict(),  # cheap; follows taxonomy updates
             learned=previous.learned if previous else None,
             acted_candidate_ids=previous.acted_candidate_ids if previous else [],
@@ -295,11 +299,13 @@ async def update_pipeline(
 
 async def record_listed(
     *, es: AsyncElasticsearch, names: IndexNames, pipeline: StoredPipeline, listed: str, previous: str | None,
-    used_at: datetime, recent: RecentPipelines | None = None,
+    relaxation: list[str], used_at: datetime, recent: RecentPipelines | None = None,
 ) -> None:
-    """Point the pipeline at its newest stored list (LISTED) and the newest of an earlier day (PREVIOUS)."""
+    """Point the pipeline at its newest stored list (LISTED, relaxed by RELAXATION) and the newest of an earlier
+    day (PREVIOUS)."""
     doc_id = pipeline_doc_id(pipeline.tenant_id, pipeline.crm_pipeline_id)
-    changes = {"listed_snapshot": listed, "previous_snapshot": previous, "last_used_at": used_at}
+    changes = {"listed_snapshot": listed, "previous_snapshot": previous, "listed_relaxation": relaxation,
+               "last_used_at": used_at}
     with map_es_errors("recording the list on its pipeline"):
         written = await ignoring(es, 404).update(  # 404: the pipeline was deleted meanwhile
             index=names.pipelines, id=doc_id, retry_on_conflict=5,

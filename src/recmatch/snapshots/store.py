@@ -91,7 +91,8 @@ async def store_snapshot(
         kept = await load_snapshot(es=es, names=names, tenant_id=pipeline.tenant_id,
                                    crm_pipeline_id=pipeline.crm_pipeline_id, key=snapshot.snapshot) or snapshot
     await record_listed(es=es, names=names, pipeline=pipeline, listed=kept.snapshot,
-                        previous=previous_list_key(pipeline, kept.day), used_at=datetime.now(UTC), recent=recent)
+                        previous=previous_list_key(pipeline, kept.day), relaxation=kept.relaxation,
+                        used_at=datetime.now(UTC), recent=recent)
     return kept
 
 
