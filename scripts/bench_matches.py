@@ -6,6 +6,8 @@ For each round a pipeline gets a new version (so its list is computed fresh), th
   raw     es.search(body=<the same final body>)   (the official client, no API)
   cached  GET .../matches?page=2&snapshot=...      (a page of the stored snapshot)
 and, on Elasticsearch, the `took` of our query versus the plain BM25 baseline query.
+With --processes N, N API processes serve (like the workers of one deployment), and each visit of a pipeline goes to
+the next one: a process never ranks a pipeline it ranked the visit before.
 Prints p50/p95 of each and the ratios. Usage: python scripts/bench_matches.py [--docs 1000000] [--rounds 200]
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -50,6 +53,7 @@ def main(
     pipelines: Annotated[int, typer.Option(help="distinct pipelines cycled through")] = 50,
     keep_index: Annotated[bool, typer.Option(help="keep the benchmark index for the next run")] = True,
     prefix: Annotated[str | None, typer.Option(help="index prefix (default: benchm<docs>)")] = None,
+    processes: Annotated[int, typer.Option(min=1, help="API processes; a pipeline's visits go to each in turn")] = 1,
 ) -> None:
     settings = pool_settings(docs)
     if prefix is not None:
@@ -58,14 +62,17 @@ def main(
     es = make_client(settings)
     print(f"index: {names.candidates} with {ensure_pool(settings, docs):,} candidates")
     key = tenant_with_key(settings, name="bench")
-    with served(settings) as (base, _):
-        http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+    with ExitStack() as stack:
+        bases = [stack.enter_context(served(settings))[0] for _ in range(processes)]
+        clients = [httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+                   for base in bases]
         specs = nyc_pipelines(pipelines)
         taxonomy = get_taxonomy()
         fresh, raw, cached, took_ours, took_base, mismatched = [], [], [], [], [], 0
         for number in range(rounds + 5):  # the first 5 rounds warm up and are not counted
             spec = specs[number % len(specs)]
             crm_id = f"bench-{number % len(specs)}"
+            http = clients[number // len(specs) % processes]
             # A new radius each round makes a new version, so the list is computed fresh.
             spec = spec.model_copy(update={"radius_km": 40 + number % 400})
             http.put(f"/v1/pipelines/{crm_id}", json=spec.model_dump()).raise_for_status()
@@ -100,7 +107,7 @@ def main(
         es.options(ignore_status=404).indices.delete(index=f"{settings.index_prefix}-*", expand_wildcards="all")
     rows = [("fresh list (API)", fresh), ("raw search, same body", raw), ("cached snapshot page (API)", cached),
             ("ES took: recmatch query", took_ours), ("ES took: BM25 baseline", took_base)]
-    print(f"{rounds} rounds over {len(specs)} NYC job titles; "
+    print(f"{rounds} rounds over {len(specs)} NYC job titles on {processes} API process(es); "
           f"{mismatched} relaxed lists re-timed with their final body")
     print(f"{'':30} {'p50 ms':>8} {'p95 ms':>8}")
     for label, values in rows:
