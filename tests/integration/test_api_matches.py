@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 
@@ -18,6 +19,8 @@ from recmatch.matches import rank, refresh
 from recmatch.matches import service as matches
 from recmatch.matches.memory import UNSTORED_AT_MOST, ListMemory
 from recmatch.pipelines import service as pipelines
+from recmatch.ranking.query import _proximity_functions, build_query
+from recmatch.ranking.understand import understand
 from recmatch.snapshots import store as snapshots
 from recmatch.text.taxonomy import get_taxonomy
 from tests.integration.support import Seats, run_async
@@ -264,6 +267,44 @@ def test_explain_returns_the_exact_search_body(app_client: TestClient, seats: Se
     assert [hit["_id"] for hit in raw["hits"]["hits"]][:10] == [c["candidate_id"] for c in listing["candidates"]][:10]
     plain = app_client.get("/v1/pipelines/p-explain/matches", headers=seats.auth(seats.recruiter)).json()
     assert plain["query"] is None
+
+
+@pytest.mark.parametrize(("fields", "relax"), [
+    ({"title": "Sales Associate", "locations": ["Manhattan, NY"], "skills": ["Microsoft Excel"], "radius_km": 15},
+     ["title_words"]),
+    ({"title": "Accountant", "locations": ["Dallas, TX", "United Kingdom"], "skills": ["Microsoft Office"],
+      "radius_km": 30, "remote_ok": True}, ["fewer_skills", "title_words"]),
+])
+def test_an_unwidened_list_ranks_as_if_proximity_were_scored(candidate_pool, es, api_settings, fields: dict,
+                                                              relax: list):
+    """Before a radius widens, everyone who qualifies has proximity 1, so the search leaves it out: same hits, same
+    scores. Widened, it is scored and moves the ones beyond the radius down."""
+    understanding = understand(pipeline=PipelineIn(**fields), taxonomy=get_taxonomy())
+    index = f"{api_settings.index_prefix}-candidates"
+
+    def hits(body: dict) -> list[tuple[str, float]]:
+        return [(hit["_id"], hit["_score"]) for hit in es.search(index=index, body=body)["hits"]["hits"]]
+
+    def with_proximity(body: dict) -> dict:
+        body = copy.deepcopy(body)
+        ranking = body["query"]["function_score"]
+        ranking["query"] = {"function_score": {"query": ranking["query"], "score_mode": "max",
+                                               "boost_mode": "multiply",
+                                               "functions": _proximity_functions(understanding)}}
+        return body
+
+    def without_proximity(body: dict) -> dict:
+        body = copy.deepcopy(body)
+        ranking = body["query"]["function_score"]
+        ranking["query"] = ranking["query"]["function_score"]["query"]
+        return body
+
+    strict = build_query(understanding=understanding, relax=relax)
+    assert "function_score" not in strict["query"]["function_score"]["query"]
+    listed = hits(strict)
+    assert len(listed) >= 10 and listed == hits(with_proximity(strict))
+    widened = build_query(understanding=understanding, relax=["wider_radius", *relax])
+    assert hits(widened) != hits(without_proximity(widened))
 
 
 def test_erased_candidate_disappears_from_the_list_at_once(app_client: TestClient, seats: Seats, operator_key: str):

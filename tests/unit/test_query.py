@@ -18,6 +18,7 @@ from recmatch.ranking.query import (
     RELAXATION_STEPS,
     LearnedBoosts,
     LearnedFactor,
+    RelaxStep,
     applicable_steps,
     baseline_query,
     build_query,
@@ -188,6 +189,8 @@ def test_city_pipeline_filters_within_the_radius_and_decays_with_distance():
     body = build_query(understanding=understanding)
     within = _named_clause(body, "location:0")
     assert within == {"distance": "40km", "location.geo": {"lat": austin.lat, "lon": austin.lon}, "_name": "location:0"}
+    assert "function_score" not in body["query"]["function_score"]["query"]  # within the radius: proximity is 1
+    body = build_query(understanding=understanding, relax=["wider_radius"])
     proximity = body["query"]["function_score"]["query"]["function_score"]
     assert (proximity["score_mode"], proximity["boost_mode"]) == ("max", "multiply")
     gauss = proximity["functions"][0]
@@ -199,7 +202,7 @@ def test_city_pipeline_filters_within_the_radius_and_decays_with_distance():
 
 
 def test_remote_ok_lets_open_to_remote_candidates_through_the_location_filter():
-    body = build_query(understanding=_understand(**BACKEND_AUSTIN, remote_ok=True))
+    body = build_query(understanding=_understand(**BACKEND_AUSTIN, remote_ok=True), relax=["wider_radius"])
     (location_filter,) = [c for c in _bool(body)["filter"] if "location:0" in json.dumps(c)]
     assert location_filter["bool"]["minimum_should_match"] == 1
     assert {"term": {"open_to_remote": {"value": True, "_name": "remote"}}} in location_filter["bool"]["should"]
@@ -222,7 +225,8 @@ def test_unresolved_location_adds_no_location_clause():
 
 
 def test_several_locations_each_qualify_and_the_nearest_sets_proximity():
-    body = build_query(understanding=_understand(title="Backend Engineer", locations=["Austin, TX", "London, UK"]))
+    body = build_query(understanding=_understand(title="Backend Engineer", locations=["Austin, TX", "London, UK"]),
+                       relax=["wider_radius"])
     assert {"location:0", "location:1"} <= set(_names(body))
     proximity = body["query"]["function_score"]["query"]["function_score"]
     assert proximity["score_mode"] == "max"
@@ -231,8 +235,26 @@ def test_several_locations_each_qualify_and_the_nearest_sets_proximity():
     ]
 
 
+@pytest.mark.parametrize(("fields", "relax", "varies"), [
+    (BACKEND_AUSTIN, [], False),
+    (BACKEND_AUSTIN, ["related_titles", "fewer_skills", "title_words"], False),  # not a radius: all still within
+    (BACKEND_AUSTIN, ["wider_radius"], True),
+    (BACKEND_AUSTIN, ["widest_radius"], True),
+    (BACKEND_AUSTIN, ["remote_candidates"], True),  # far away but open to remote: the floor
+    ({**BACKEND_AUSTIN, "remote_ok": True}, ["remote_candidates"], False),  # remote was welcome before: 1
+    ({**BACKEND_AUSTIN, "radius_km": 500}, ["wider_radius", "widest_radius"], False),  # already the widest
+    ({"title": "Backend Engineer", "locations": ["Germany"]}, ["wider_radius", "widest_radius"], False),
+    ({"title": "Backend Engineer"}, ["wider_radius", "remote_candidates"], False),
+])
+def test_proximity_is_scored_only_where_someone_who_qualifies_is_beyond_a_radius(
+        fields: dict[str, Any], relax: list[RelaxStep], varies: bool):
+    body = build_query(understanding=_understand(**fields), relax=relax)
+    assert ("function_score" in body["query"]["function_score"]["query"]) is varies
+
+
 def test_country_location_filters_by_country_code():
-    body = build_query(understanding=_understand(title="Backend Engineer", locations=["Germany"]))
+    body = build_query(understanding=_understand(title="Backend Engineer", locations=["Germany"]),
+                       relax=["remote_candidates"])
     assert _named_clause(body, "location:0") == {"value": "DE", "_name": "location:0"}
     functions = body["query"]["function_score"]["query"]["function_score"]["functions"]
     assert {"filter": {"term": {"location.country": "DE"}}, "weight": 1.0} in functions
@@ -346,7 +368,9 @@ def test_wider_radius_widens_only_the_location_filter():
     assert _named_clause(relaxed, "location:0")["distance"] == "120km"
     assert widened_radius_km(40) == 120 and widened_radius_km(400) == 500 and widened_radius_km(500) == 500
     _named_clause(relaxed, "location:0")["distance"] = "40km"
-    assert relaxed == strict  # the decay keeps the pipeline's radius
+    assert _bool(relaxed) == _bool(strict)
+    proximity = relaxed["query"]["function_score"]["query"]["function_score"]
+    assert proximity["functions"][0]["gauss"]["location.geo"]["offset"] == "40km"  # the decay keeps the radius
 
 
 def test_related_titles_lets_related_occupations_qualify_and_changes_nothing_else():

@@ -3,7 +3,7 @@
 Shape of the body (``build_query``)::
 
     function_score                      the ranking: learned boosts, score_mode multiply, boost_mode multiply
-      query: function_score             proximity (only when the pipeline has places): score_mode max
+      query: function_score             proximity (only beyond a place's radius: relaxed wider, or remote let in)
         query: bool
           filter    who qualifies       title (same words or occupation), location (or remote), skills
           should    what it is worth    named clauses: title, occupation (dis_max), past titles (dis_max), skills
@@ -14,6 +14,7 @@ Qualifying and scoring are apart, so a relaxation step only changes a filter and
 non-negative: every clause adds a non-negative amount, proximity is a factor in [PROXIMITY_FLOOR, 1] and learned
 boosts are factors in [MIN_BOOST, MAX_BOOST]. Proximity is its own ``function_score`` because it is the *best* of
 one decay per place (score_mode max) while learned boosts multiply (score_mode multiply); one list cannot do both.
+It is only there once a relaxation lets in candidates beyond a place's radius: before that it is 1 for everyone.
 
 Clause names (``_name``; each hit's ``matched_queries`` lists those it matched — ``recmatch.ranking.reasons`` turns them
 into words)::
@@ -226,7 +227,7 @@ def build_query(
         bool_query = {"must": [{"match_all": {}}]}
 
     query: dict[str, Any] = {"bool": bool_query}
-    if understanding.locations:
+    if _proximity_varies(understanding, steps):
         query = {
             "function_score": {
                 "query": query,
@@ -461,6 +462,24 @@ def _within(place: PipelineLocation, index: int, *, widen: Literal["wider", "wid
             "_name": name,
         }
     }
+
+
+def _proximity_varies(understanding: Understanding, steps: Collection[RelaxStep]) -> bool:
+    """Whether proximity can be below 1 for someone who qualifies. Before the location filter reaches past a place's
+    radius, everyone it lets through is within a radius (decay 1 inside the offset), in a country place (1) or open
+    to remote where the pipeline accepts remote (1): the factor is 1 for all, and scoring it would only cost time
+    (a quarter of the search's ``took`` at 1M candidates). Only a widened radius or remote candidates let in by
+    relaxation can sit below 1."""
+    if not understanding.locations:
+        return False
+    if "remote_candidates" in steps and not understanding.remote:
+        return True
+    places = [p for p in understanding.locations if p.kind != "country"]
+    if "widest_radius" in steps:
+        return any(widest_radius_km(p.radius_km) > p.radius_km for p in places)
+    if "wider_radius" in steps:
+        return any(widened_radius_km(p.radius_km) > p.radius_km for p in places)
+    return False
 
 
 def _proximity_functions(understanding: Understanding) -> list[dict[str, Any]]:
