@@ -19,7 +19,7 @@ from recmatch.matches import rank, refresh
 from recmatch.matches import service as matches
 from recmatch.matches.memory import UNSTORED_AT_MOST, ListMemory
 from recmatch.pipelines import service as pipelines
-from recmatch.ranking.query import _proximity_functions, build_query
+from recmatch.ranking.query import build_query
 from recmatch.ranking.understand import understand
 from recmatch.snapshots import store as snapshots
 from recmatch.text.taxonomy import get_taxonomy
@@ -285,12 +285,13 @@ def test_an_unwidened_list_ranks_as_if_proximity_were_scored(candidate_pool, es,
     def hits(body: dict) -> list[tuple[str, float]]:
         return [(hit["_id"], hit["_score"]) for hit in es.search(index=index, body=body)["hits"]["hits"]]
 
+    widened = build_query(understanding=understanding, relax=["wider_radius", *relax])
+    proximity = widened["query"]["function_score"]["query"]["function_score"]  # the decay keeps the radius
+
     def with_proximity(body: dict) -> dict:
         body = copy.deepcopy(body)
         ranking = body["query"]["function_score"]
-        ranking["query"] = {"function_score": {"query": ranking["query"], "score_mode": "max",
-                                               "boost_mode": "multiply",
-                                               "functions": _proximity_functions(understanding)}}
+        ranking["query"] = {"function_score": {**proximity, "query": ranking["query"]}}
         return body
 
     def without_proximity(body: dict) -> dict:
@@ -303,7 +304,6 @@ def test_an_unwidened_list_ranks_as_if_proximity_were_scored(candidate_pool, es,
     assert "function_score" not in strict["query"]["function_score"]["query"]
     listed = hits(strict)
     assert len(listed) >= 10 and listed == hits(with_proximity(strict))
-    widened = build_query(understanding=understanding, relax=["wider_radius", *relax])
     assert hits(widened) != hits(without_proximity(widened))
 
 

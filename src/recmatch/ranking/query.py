@@ -194,10 +194,17 @@ def build_query(
     if "title_words" in steps and not understanding.weak_title:
         with_related = [*qualifying_codes, *(code for code, _ in _related_weights(understanding))]
         anchor = _title_filter(understanding, with_related, loose=False)
+    proximity_varies = False
     if understanding.locations:
         widen = "widest" if "widest_radius" in steps else "wider" if "wider_radius" in steps else None
         remote = understanding.remote or "remote_candidates" in steps
         filters.append(_location_filter(understanding, widen=widen, remote=remote))
+        # Before the filter reaches past a place's radius, everyone it lets through is within a radius (the decay is 1
+        # inside its offset), in a country place (1) or open to remote where the pipeline accepts remote (1):
+        # proximity is 1 for all, and scoring it would only cost time.
+        proximity_varies = (remote and not understanding.remote) or any(
+            _filter_radius_km(place, widen) > place.radius_km
+            for place in understanding.locations if place.kind != "country")
     needed = required_skills(understanding)
     if needed and "fewer_skills" not in steps:
         filters.append({
@@ -227,7 +234,7 @@ def build_query(
         bool_query = {"must": [{"match_all": {}}]}
 
     query: dict[str, Any] = {"bool": bool_query}
-    if _proximity_varies(understanding, steps):
+    if proximity_varies:
         query = {
             "function_score": {
                 "query": query,
@@ -450,36 +457,22 @@ def _within(place: PipelineLocation, index: int, *, widen: Literal["wider", "wid
     name = f"location:{index}"
     if place.kind == "country":
         return {"term": {"location.country": {"value": place.country, "_name": name}}}
-    radius = place.radius_km
-    if widen == "wider":
-        radius = widened_radius_km(place.radius_km)
-    elif widen == "widest":
-        radius = widest_radius_km(place.radius_km)
     return {
         "geo_distance": {
-            "distance": f"{_km(radius)}km",
+            "distance": f"{_km(_filter_radius_km(place, widen))}km",
             "location.geo": {"lat": place.lat, "lon": place.lon},
             "_name": name,
         }
     }
 
 
-def _proximity_varies(understanding: Understanding, steps: Collection[RelaxStep]) -> bool:
-    """Whether proximity can be below 1 for someone who qualifies. Before the location filter reaches past a place's
-    radius, everyone it lets through is within a radius (decay 1 inside the offset), in a country place (1) or open
-    to remote where the pipeline accepts remote (1): the factor is 1 for all, and scoring it would only cost time
-    (a quarter of the search's ``took`` at 1M candidates). Only a widened radius or remote candidates let in by
-    relaxation can sit below 1."""
-    if not understanding.locations:
-        return False
-    if "remote_candidates" in steps and not understanding.remote:
-        return True
-    places = [p for p in understanding.locations if p.kind != "country"]
-    if "widest_radius" in steps:
-        return any(widest_radius_km(p.radius_km) > p.radius_km for p in places)
-    if "wider_radius" in steps:
-        return any(widened_radius_km(p.radius_km) > p.radius_km for p in places)
-    return False
+def _filter_radius_km(place: PipelineLocation, widen: Literal["wider", "widest"] | None) -> float:
+    """How far from a place the location filter reaches."""
+    if widen == "wider":
+        return widened_radius_km(place.radius_km)
+    if widen == "widest":
+        return widest_radius_km(place.radius_km)
+    return place.radius_km
 
 
 def _proximity_functions(understanding: Understanding) -> list[dict[str, Any]]:
