@@ -307,6 +307,42 @@ def test_an_unwidened_list_ranks_as_if_proximity_were_scored(candidate_pool, es,
     assert hits(widened) != hits(without_proximity(widened))
 
 
+@pytest.mark.parametrize("relax", [[], ["related_titles", "fewer_skills", "title_words"]])
+def test_occupations_grouped_by_weight_rank_and_read_as_one_clause_per_occupation(candidate_pool, es, api_settings,
+                                                                                    relax: list):
+    """The current title's occupations are one unnamed clause per weight: the same hits and scores as one named
+    clause per occupation, and the occupations a hit's _source lists are those such clauses match."""
+    fields = {"title": "Account Manager", "skills": ["Salesforce"]}
+    understanding = understand(pipeline=PipelineIn(**fields), taxonomy=get_taxonomy())
+    index = f"{api_settings.index_prefix}-candidates"
+    grouped = build_query(understanding=understanding, relax=relax)
+    ranking = grouped["query"]["function_score"]["query"]
+    should = (ranking.get("function_score", {}).get("query") or ranking)["bool"]["should"]
+    (occupations,) = [clause["dis_max"] for clause in should if "dis_max" in clause and "occupation_codes" in
+                      clause["dis_max"]["queries"][0]["constant_score"]["filter"].get("terms", {})]
+    codes = {code for clause in occupations["queries"]
+             for code in clause["constant_score"]["filter"]["terms"]["occupation_codes"]}
+    assert len(occupations["queries"]) < len(codes)
+
+    per_occupation = copy.deepcopy(grouped)
+    ranking = per_occupation["query"]["function_score"]["query"]
+    for clause in (ranking.get("function_score", {}).get("query") or ranking)["bool"]["should"]:
+        if clause.get("dis_max", {}).get("queries") == occupations["queries"]:
+            clause["dis_max"]["queries"] = [
+                {"constant_score": {"filter": {"term": {"occupation_codes": code}}, "boost": weighted["boost"],
+                                    "_name": f"occupation:{code}"}}
+                for weighted in (query["constant_score"] for query in occupations["queries"])
+                for code in weighted["filter"]["terms"]["occupation_codes"]]
+    one_each = es.search(index=index, body=per_occupation)["hits"]["hits"]
+    assert len(one_each) >= 10
+    assert [(hit["_id"], hit["_score"]) for hit in es.search(index=index, body=grouped)["hits"]["hits"]] == [
+        (hit["_id"], hit["_score"]) for hit in one_each]
+    for hit in one_each:
+        matched = {name.removeprefix("occupation:") for name in hit.get("matched_queries", ())
+                   if name.startswith("occupation:")}
+        assert matched == set(hit["_source"]["occupation_codes"]) & codes
+
+
 def test_erased_candidate_disappears_from_the_list_at_once(app_client: TestClient, seats: Seats, operator_key: str):
     app_client.put("/v1/pipelines/p-erase", json=BACKEND, headers=seats.auth(seats.recruiter))
     first = app_client.get("/v1/pipelines/p-erase/matches", headers=seats.auth(seats.recruiter)).json()

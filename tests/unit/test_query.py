@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -27,7 +28,7 @@ from recmatch.ranking.query import (
     widest_radius_km,
 )
 from recmatch.ranking.reasons import Wording
-from recmatch.ranking.understand import Understanding, understand
+from recmatch.ranking.understand import RelatedOccupation, Understanding, understand
 from recmatch.text.taxonomy import Taxonomy
 
 SOFTWARE = "15-1252.00"
@@ -86,6 +87,14 @@ def _named_clause(body: dict[str, Any], name: str) -> dict[str, Any]:
     return found[0]
 
 
+def _occupation_clause(body: dict[str, Any], code: str) -> dict[str, Any]:
+    """The constant_score clause of the occupation dis_max whose values hold CODE."""
+    found = [value for key, value in _walk(body) if key == "constant_score"
+             and code in value["filter"].get("terms", {}).get("occupation_codes", ())]
+    assert len(found) == 1, (code, found)
+    return found[0]
+
+
 def _filter_kinds(body: dict[str, Any]) -> set[str]:
     kinds = set()
     for clause in _bool(body).get("filter", []):
@@ -138,7 +147,6 @@ def test_title_only_pipeline_has_title_clauses_and_no_location_or_skill_filter()
     assert "function_score" not in body["query"]["function_score"]["query"]  # no proximity without places
     assert set(_names(body)) == {
         "title.exact", "title.words", "title.some_words", "title.past_some_words", "title.shingles",
-        f"title.occupation:{SOFTWARE}", f"title.related:{WEB}", f"title.related:{QA}",
         f"title.past_occupation:{SOFTWARE}", "title.past_words",
     }
 
@@ -146,11 +154,10 @@ def test_title_only_pipeline_has_title_clauses_and_no_location_or_skill_filter()
 def test_same_occupation_counts_by_confidence_and_related_ones_less():
     understanding = _understand(title="Senior Backend Engineer")
     body = build_query(understanding=understanding)
-    same = _named_clause(body, f"title.occupation:{SOFTWARE}")
-    related = _named_clause(body, f"title.related:{WEB}")
-    farther = _named_clause(body, f"title.related:{QA}")
+    same = _occupation_clause(body, SOFTWARE)
+    related = _occupation_clause(body, WEB)
+    farther = _occupation_clause(body, QA)
     past = _named_clause(body, f"title.past_occupation:{SOFTWARE}")
-    assert same["filter"] == {"term": {"occupation_codes": SOFTWARE}}
     assert same["boost"] == pytest.approx(10 * understanding.occupations[0].confidence)
     assert same["boost"] > related["boost"] > farther["boost"] > 0
     assert same["boost"] > past["boost"] > 0
@@ -159,8 +166,28 @@ def test_same_occupation_counts_by_confidence_and_related_ones_less():
 def test_occupation_clauses_count_their_best_match_not_their_sum():
     body = build_query(understanding=_understand(title="Backend Engineer"))
     dis_max = [value for key, value in _walk(body) if key == "dis_max"]
-    occupation_names = {clause["constant_score"]["_name"] for clause in dis_max[0]["queries"]}
-    assert occupation_names == {f"title.occupation:{SOFTWARE}", f"title.related:{WEB}", f"title.related:{QA}"}
+    codes = [code for clause in dis_max[0]["queries"]
+             for code in clause["constant_score"]["filter"]["terms"]["occupation_codes"]]
+    assert sorted(codes) == sorted([SOFTWARE, WEB, QA])
+
+
+def test_occupations_of_one_weight_share_one_unnamed_clause_heaviest_first():
+    # A title that reads as many occupations gets one clause per weight, not one per occupation: Elasticsearch
+    # evaluates a handful of clauses per candidate instead of dozens, and the best one still counts alone.
+    understanding = _understand(title="Backend Engineer")
+    web, qa = understanding.related
+    understanding = dataclasses.replace(understanding, related=(
+        web, dataclasses.replace(qa, weight=web.weight), RelatedOccupation(code="15-1299.08", title="Architects",
+                                                                           tier=3, weight=0.1)))
+    body = build_query(understanding=understanding)
+    occupations = next(value for key, value in _walk(body) if key == "dis_max")
+    clauses = [clause["constant_score"] for clause in occupations["queries"]]
+    assert not any("_name" in clause for clause in clauses)
+    assert [(clause["boost"], sorted(clause["filter"]["terms"]["occupation_codes"])) for clause in clauses] == [
+        (pytest.approx(10 * understanding.occupations[0].confidence), [SOFTWARE]),
+        (pytest.approx(10 * web.weight), sorted([WEB, QA])),
+        (pytest.approx(1.0), ["15-1299.08"]),
+    ]
 
 
 def test_related_occupations_score_but_do_not_qualify_before_relaxation():
@@ -514,7 +541,7 @@ def _hit(matched: Any, **source: Any) -> dict[str, Any]:
 def test_hit_reasons_name_title_occupation_skills_and_distance():
     understanding = _understand(**BACKEND_AUSTIN)
     hit = _hit(
-        [f"title.occupation:{SOFTWARE}", "title.words", "skill:kubernetes", "skill:python", "location:0"],
+        ["title.words", "skill:kubernetes", "skill:python", "location:0"], occupation_codes=[SOFTWARE],
         title="Senior Backend Engineer",
         location={"name": "Round Rock, TX", "geo": {"lat": 30.5083, "lon": -97.6789}},
     )
@@ -531,7 +558,7 @@ def test_hit_reasons_name_title_occupation_skills_and_distance():
 
 def test_hit_reasons_name_a_related_title_and_remote():
     understanding = _understand(**BACKEND_AUSTIN, remote_ok=True)
-    hit = _hit({f"title.related:{WEB}": 5.0, "remote": 0.0}, title="Web Developer", open_to_remote=True,
+    hit = _hit({"remote": 0.0}, occupation_codes=[WEB], title="Web Developer", open_to_remote=True,
                location={"geo": [-0.1276, 51.5072]})
     explanation = Wording(understanding).describe(hit)
     assert explanation.reasons[0] == "related title: Web Developers"
@@ -564,17 +591,17 @@ def test_hit_with_nothing_matched_has_no_reasons():
 def test_a_candidate_outside_the_radius_is_marked_as_there_by_relaxation():
     understanding = _understand(**BACKEND_AUSTIN)
     inside = Wording(understanding).describe(_hit(
-        [f"title.occupation:{SOFTWARE}", "skill:python", "location:0"], title="Backend Engineer",
+        ["skill:python", "location:0"], occupation_codes=[SOFTWARE], title="Backend Engineer",
         location={"geo": {"lat": 30.5083, "lon": -97.6789}}))  # Round Rock, 28 km
     assert inside.relaxed == ()
     outside = Wording(understanding).describe(_hit(
-        [f"title.occupation:{SOFTWARE}", "skill:python", "location:0"], title="Backend Engineer",
+        ["skill:python", "location:0"], occupation_codes=[SOFTWARE], title="Backend Engineer",
         location={"geo": {"lat": 29.4241, "lon": -98.4936}}))  # San Antonio, 120 km
     assert outside.relaxed == ("outside_radius",)
 
 
 def test_remote_counts_as_within_reach_only_when_the_pipeline_accepts_remote():
-    far_remote = _hit([f"title.occupation:{SOFTWARE}", "skill:go", "remote"], title="Backend Engineer",
+    far_remote = _hit(["skill:go", "remote"], occupation_codes=[SOFTWARE], title="Backend Engineer",
                       open_to_remote=True, location={"geo": [-0.1276, 51.5072]})
     assert Wording(_understand(**BACKEND_AUSTIN, remote_ok=True)).describe(far_remote).relaxed == ()
     assert Wording(_understand(**BACKEND_AUSTIN)).describe(far_remote).relaxed == ("outside_radius",)
@@ -584,7 +611,7 @@ def test_related_titles_title_words_and_fewer_skills_are_marked():
     understanding = _understand(**BACKEND_AUSTIN)
     austin = {"geo": {"lat": 30.2672, "lon": -97.7431}}
     related = Wording(understanding).describe(_hit(
-        [f"title.related:{WEB}", "skill:go"], title="Web Developer", location=austin))
+        ["skill:go"], occupation_codes=[WEB], title="Web Developer", location=austin))
     assert related.relaxed == ("related_title",)
     words = Wording(understanding).describe(_hit(["title.some_words"], title="Sound Engineer",
                                                                location=austin))

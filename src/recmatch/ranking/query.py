@@ -6,7 +6,7 @@ Shape of the body (``build_query``)::
       query: function_score             proximity (only beyond a place's radius: relaxed wider, or remote let in)
         query: bool
           filter    who qualifies       title (same words or occupation), location (or remote), skills
-          should    what it is worth    named clauses: title, occupation (dis_max), past titles (dis_max), skills
+          should    what it is worth    title, occupation (dis_max), past titles (dis_max), skills
           must_not  exclusions          dismissed, already acted on, erased
     sort: _score desc, candidate_id asc (stable pages)
 
@@ -23,8 +23,6 @@ into words)::
     title.words                         every word of the pipeline title is in the candidate's title
     title.some_words                    some of the title's words (rarer ones weigh more: BM25)
     title.shingles                      word pairs/triples of the title in common (partial phrase overlap)
-    title.occupation:<code>             current title maps to an occupation the pipeline title maps to
-    title.related:<code>                current title maps to a related occupation
     title.past_occupation:<code>        a past title maps to an occupation the pipeline title maps to
     title.past_words                    every word of the pipeline title is in a past title
     skill:<normalised skill>            has this pipeline skill
@@ -35,6 +33,10 @@ into words)::
     remote                              open to remote work, and the pipeline accepts remote or was relaxed to
                                         remote_candidates (in the location filter when the pipeline has places,
                                         else a slight score preference)
+
+The current title's occupations have no names: the pipeline's own (weight W_OCCUPATION × confidence) and related
+ones (W_RELATED × weight) share one dis_max of a clause per weight (``_by_weight``), and ``reasons`` reads which of
+them a hit has from its ``occupation_codes`` (the same keyword values the clauses match).
 
 Who qualifies by title: a candidate whose title has all of the pipeline title's words, or one of its occupations.
 A title that resolves weakly (``Understanding.weak_title``: no occupation reading at WEAK_TITLE_CONFIDENCE) filters
@@ -390,16 +392,10 @@ def _title_clauses(understanding: Understanding) -> list[dict[str, Any]]:
                 "match": {"title_norm.shingles": {"query": title_norm, "boost": W_TITLE_SHINGLES,
                                                   "_name": "title.shingles"}}
             })
-    occupations = [
-        _named({"term": {"occupation_codes": o.code}}, f"title.occupation:{o.code}", W_OCCUPATION * o.confidence)
-        for o in understanding.occupations
-    ]
-    occupations += [
-        _named({"term": {"occupation_codes": code}}, f"title.related:{code}", W_RELATED * weight)
-        for code, weight in _related_weights(understanding)
-    ]
+    occupations = [(o.code, W_OCCUPATION * o.confidence) for o in understanding.occupations]
+    occupations += [(code, W_RELATED * weight) for code, weight in _related_weights(understanding)]
     if occupations:
-        clauses.append({"dis_max": {"queries": occupations}})
+        clauses.append({"dis_max": {"queries": _by_weight("occupation_codes", occupations)}})
     past = [
         _named(
             {"term": {"past_occupation_codes": o.code}},
@@ -415,6 +411,18 @@ def _title_clauses(understanding: Understanding) -> list[dict[str, Any]]:
     if past:
         clauses.append({"dis_max": {"queries": past}})
     return clauses
+
+
+def _by_weight(field: str, weighted: Sequence[tuple[str, float]]) -> list[dict[str, Any]]:
+    """A dis_max's constant-score clauses on FIELD, one per distinct weight (heaviest first) holding every value of
+    that weight: the best match counts, as with one clause per value, for a fraction of the clauses to evaluate (a
+    title reads as up to ~60 occupations, in a handful of weights). Unnamed: which values a hit has is in its
+    ``_source``, and naming each would have Elasticsearch run every clause again for every hit it returns."""
+    values: dict[float, list[str]] = {}
+    for value, weight in weighted:
+        values.setdefault(round(weight, 4), []).append(value)
+    return [{"constant_score": {"filter": {"terms": {field: codes}}, "boost": weight}}
+            for weight, codes in sorted(values.items(), reverse=True)]
 
 
 def _title_words(understanding: Understanding) -> set[str]:

@@ -1,6 +1,8 @@
 """PURE: why a candidate is on a list, in plain words, from a hit's ``matched_queries`` and ``_source``.
 
-The clause names are those ``recmatch.ranking.query`` writes (its module docstring has the grammar).
+The clause names are those ``recmatch.ranking.query`` writes (its module docstring has the grammar); which of the
+pipeline's occupations a hit's current title maps to is read from its ``occupation_codes``, as the query does not
+name those clauses.
 """
 
 from __future__ import annotations
@@ -47,9 +49,11 @@ class Wording:
     def __init__(self, understanding: Understanding) -> None:
         self.understanding = understanding
         by_confidence = sorted(understanding.occupations, key=lambda o: -o.confidence)  # stable: first of equals
-        self._same = tuple((f"title.occupation:{o.code}", o.title) for o in by_confidence)
-        self._related = tuple((f"title.related:{r.code}", r.title)
-                              for r in sorted(understanding.related, key=lambda r: -r.weight))
+        self._same = tuple((o.code, o.title) for o in by_confidence)
+        own = frozenset(code for code, _ in self._same)
+        # as the query scores them: related occupations that are not the pipeline's own and weigh something
+        self._related = tuple((r.code, r.title) for r in sorted(understanding.related, key=lambda r: -r.weight)
+                              if r.code not in own and r.weight > 0)
         self._past = tuple((f"title.past_occupation:{o.code}", o.title) for o in by_confidence)
         self._skills = tuple((f"skill:{skill.name}", skill.display) for skill in understanding.skills)
         self._located = tuple((f"location:{index}", place.name) for index, place in enumerate(understanding.locations))
@@ -59,13 +63,14 @@ class Wording:
         self._in_country = frozenset(f"location:{index}" for index, place in enumerate(understanding.locations)
                                      if place.kind == "country")
         self._required_skills = required_skills(understanding)
-        self._own_titles = frozenset(("title.exact", "title.words", *(name for name, _ in self._same)))
+        self._own_titles = frozenset(("title.exact", "title.words"))
 
     def describe(self, hit: Mapping[str, Any]) -> HitExplanation:
         names = matched_names(hit)
         source = hit.get("_source") or {}
+        codes = frozenset(source.get("occupation_codes") or ())
         reasons: list[str] = []
-        title_reason = self._title_reason(names, str(source.get("title") or ""))
+        title_reason = self._title_reason(names, codes, str(source.get("title") or ""))
         if title_reason:
             reasons.append(title_reason)
         skills = tuple(display for name, display in self._skills if name in names)
@@ -86,11 +91,11 @@ class Wording:
             matched_skills=skills,
             distance_km=None if distance is None else round(distance, 1),
             nearest_location=None if nearest is None else nearest.name,
-            relaxed=self._relaxed(names, source, distance, nearest, len(skills)),
+            relaxed=self._relaxed(names, codes, source, distance, nearest, len(skills)),
         )
 
-    def _relaxed(self, names: frozenset[str], source: Mapping[str, Any], distance: float | None,
-                 nearest: PipelineLocation | None, skills: int) -> tuple[str, ...]:
+    def _relaxed(self, names: frozenset[str], codes: frozenset[str], source: Mapping[str, Any],
+                 distance: float | None, nearest: PipelineLocation | None, skills: int) -> tuple[str, ...]:
         marks: list[str] = []
         understanding = self.understanding
         if understanding.locations:
@@ -104,19 +109,20 @@ class Wording:
             )
             if not inside:
                 marks.append("outside_radius")
-        if not understanding.weak_title and not names & self._own_titles:
-            marks.append("related_title" if any(name in names for name, _ in self._related) else "title_words")
+        if not understanding.weak_title and not names & self._own_titles and not any(
+                code in codes for code, _ in self._same):
+            marks.append("related_title" if any(code in codes for code, _ in self._related) else "title_words")
         if skills < self._required_skills:
             marks.append("fewer_skills")
         return tuple(marks)
 
-    def _title_reason(self, names: frozenset[str], title: str) -> str | None:
-        same = next((occupation for name, occupation in self._same if name in names), None)
+    def _title_reason(self, names: frozenset[str], codes: frozenset[str], title: str) -> str | None:
+        same = next((occupation for code, occupation in self._same if code in codes), None)
         if same is not None:
             return f"title: {title} ~ {same}" if title else f"title ~ {same}"
         if "title.exact" in names or "title.words" in names:
             return f"title: {title or self.understanding.title}"
-        related = next((occupation for name, occupation in self._related if name in names), None)
+        related = next((occupation for code, occupation in self._related if code in codes), None)
         if related is not None:
             return f"related title: {related}"
         past = next((occupation for name, occupation in self._past if name in names), None)
