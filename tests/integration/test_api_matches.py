@@ -19,7 +19,8 @@ from recmatch.matches import rank, refresh
 from recmatch.matches import service as matches
 from recmatch.matches.memory import UNSTORED_AT_MOST, ListMemory
 from recmatch.pipelines import service as pipelines
-from recmatch.ranking.query import build_query
+from recmatch.ranking.query import MAX_SIZE, applicable_steps, build_query
+from recmatch.ranking.reasons import Wording
 from recmatch.ranking.understand import understand
 from recmatch.snapshots import store as snapshots
 from recmatch.text.taxonomy import get_taxonomy
@@ -341,6 +342,29 @@ def test_occupations_grouped_by_weight_rank_and_read_as_one_clause_per_occupatio
         matched = {name.removeprefix("occupation:") for name in hit.get("matched_queries", ())
                    if name.startswith("occupation:")}
         assert matched == set(hit["_source"]["occupation_codes"]) & codes
+
+
+def test_a_weak_title_lets_in_who_shares_only_a_skill_once_relaxed_to_title_words(candidate_pool, es, api_settings):
+    """A weakly read title qualifies by any of its words or occupation readings; one common skill alone (which
+    would let in nearly everyone) qualifies only at title_words, and Wording marks who owes their place to it."""
+    understanding = understand(pipeline=PipelineIn(title="Associate Chemist", skills=["Microsoft Excel"]),
+                               taxonomy=get_taxonomy())
+    assert understanding.weak_title and "title_words" in applicable_steps(understanding)
+    index = f"{api_settings.index_prefix}-candidates"
+    wording = Wording(understanding)
+
+    def listed(relax: list) -> tuple[int, list[dict]]:
+        body = build_query(understanding=understanding, relax=relax, size=MAX_SIZE)
+        counted = es.count(index=index, query=body["query"])["count"]
+        return counted, es.search(index=index, body=body)["hits"]["hits"]
+
+    strict_count, strict = listed([])
+    relaxed_count, relaxed = listed(["title_words"])
+    assert 0 < strict_count < relaxed_count
+    assert not [hit for hit in strict if "title_words" in wording.describe(hit).relaxed]
+    only_skill = [hit for hit in relaxed if "title_words" in wording.describe(hit).relaxed]
+    assert len(only_skill) == relaxed_count - strict_count
+    assert all("microsoft excel" in hit["_source"]["skills"] for hit in only_skill)
 
 
 def test_erased_candidate_disappears_from_the_list_at_once(app_client: TestClient, seats: Seats, operator_key: str):

@@ -457,14 +457,33 @@ def test_applicable_steps_skip_what_would_change_nothing():
     assert "remote_candidates" not in applicable_steps(_understand(**BACKEND_AUSTIN, remote_ok=True))
 
 
-def test_a_weak_title_qualifies_by_any_word_or_skill_from_the_start():
+def _title_filter_should(body: dict[str, Any]) -> list[dict[str, Any]]:
+    (title_filter,) = [c for c in _bool(body)["filter"] if _filter_kinds_of(c) == {"title"}]
+    return title_filter["bool"]["should"]
+
+
+def test_a_weak_title_qualifies_by_any_word_and_by_a_skill_alone_once_relaxed_to_title_words():
+    # A skill the taxonomy gives a title is often a common one: alone, it would let most of a metro area in.
     understanding = _understand(title="Zzyzx Wrangler", skills=["Python"])
     assert understanding.weak_title
-    (title_filter,) = [c for c in _bool(build_query(understanding=understanding))["filter"]
-                       if _filter_kinds_of(c) == {"title"}]
-    should = title_filter["bool"]["should"]
+    should = _title_filter_should(build_query(understanding=understanding))
     assert {"match": {"title_norm": {"query": "wrangler zzyzx"}}} in should
-    assert {"terms": {"skills": ["python"]}} in should
+    assert {"match": {"past_titles_norm": {"query": "wrangler zzyzx"}}} in should
+    assert not [part for part in should if "skills" in part.get("terms", {})]
+    assert "title_words" in applicable_steps(understanding)
+    relaxed = _title_filter_should(build_query(understanding=understanding, relax=["title_words"]))
+    assert relaxed == [*should, {"terms": {"skills": ["python"]}}]
+
+
+def test_a_weak_title_without_words_qualifies_by_its_skills_from_the_start():
+    understanding = _understand(title="Senior", skills=["Python"])
+    assert understanding.weak_title and "title_words" not in applicable_steps(understanding)
+    assert {"terms": {"skills": ["python"]}} in _title_filter_should(build_query(understanding=understanding))
+
+
+def test_a_weak_title_without_skills_has_no_title_words_step():
+    understanding = _understand(title="Zzyzx Wrangler")
+    assert understanding.weak_title and "title_words" not in applicable_steps(understanding)
 
 
 def test_a_senior_title_prefers_seniors_then_the_levels_next_to_it():
@@ -618,7 +637,12 @@ def test_related_titles_title_words_and_fewer_skills_are_marked():
     assert words.relaxed == ("title_words", "fewer_skills")
 
 
-def test_nothing_is_marked_for_a_weak_title_which_never_filtered_on_its_words():
+def test_a_weak_title_marks_only_who_shares_nothing_but_a_skill_with_it():
     understanding = _understand(title="Zzyzx Wrangler", skills=["Python"])
-    explanation = Wording(understanding).describe(_hit(["skill:python"], title="Cook"))
-    assert explanation.relaxed == ()
+    wording = Wording(understanding)
+    assert wording.describe(_hit(["skill:python"], title="Cook")).relaxed == ("title_words",)
+    assert wording.describe(_hit(["title.some_words", "skill:python"], title="Wrangler")).relaxed == ()
+    assert wording.describe(_hit(["title.past_some_words", "skill:python"], title="Cook")).relaxed == ()
+    # without words to qualify on, a skill qualifies from the start
+    assert Wording(_understand(title="Senior", skills=["Python"])).describe(
+        _hit(["skill:python"], title="Cook")).relaxed == ()

@@ -40,8 +40,10 @@ them a hit has from its ``occupation_codes`` (the same keyword values the clause
 
 Who qualifies by title: a candidate whose title has all of the pipeline title's words, or one of its occupations.
 A title that resolves weakly (``Understanding.weak_title``: no occupation reading at WEAK_TITLE_CONFIDENCE) filters
-on neither; there any of its words (in the current or a past title) or any of the pipeline's skills qualifies, and
-the title words and skills rank together.
+on neither; there any of its words (in the current or a past title) or one of its occupation readings qualifies,
+and the title words and skills rank together. One of the pipeline's skills alone qualifies only once relaxed to
+``title_words`` (or when the title has no words): the skills a taxonomy gives a title are often common ones
+(Microsoft Excel), and one of them would let most of a metro area in, each of them scored.
 
 Relaxation (``RELAXATION_STEPS``, applied cumulatively in this order while fewer than ``size`` candidates qualify;
 ``applicable_steps`` drops those that would change nothing for a pipeline):
@@ -51,8 +53,9 @@ Relaxation (``RELAXATION_STEPS``, applied cumulatively in this order while fewer
                        original radius, so nearer candidates still rank higher.
     related_titles     related occupations qualify for the title filter (before, they only add to the score).
     fewer_skills       no minimum number of pipeline skills (before: ``required_skills``); skills still score.
-    title_words        any word of the title (current or past title) or any pipeline skill qualifies, as for a
-                       weakly resolved title; learned factors then apply only to candidates the title filter
+    title_words        any word of the title (current or past title) or any pipeline skill qualifies (a weakly
+                       resolved title qualifies by any of its words already: the step adds its skills); for a
+                       title that resolves, learned factors then apply only to candidates the title filter
                        before this step lets in (with related occupations): a learned place or skill reorders
                        the pipeline's own jobs, never lifts an unrelated one above them.
     widest_radius      the location filter reaches MAX_WIDENED_RADIUS_KM around each place.
@@ -89,6 +92,7 @@ __all__ = [
     "build_query",
     "count_query",
     "required_skills",
+    "title_words",
     "widened_radius_km",
     "widest_radius_km",
 ]
@@ -335,7 +339,9 @@ def applicable_steps(understanding: Understanding) -> tuple[RelaxStep, ...]:
         steps.append("related_titles")
     if required_skills(understanding):
         steps.append("fewer_skills")
-    if not understanding.weak_title and _title_words(understanding) | {s.name for s in understanding.skills}:
+    words, skills = title_words(understanding), {skill.name for skill in understanding.skills}
+    # a weak title already qualifies by any of its words; the step adds its skills (when it has words at all)
+    if (words and skills) if understanding.weak_title else (words or skills):
         steps.append("title_words")
     if any(widest_radius_km(p.radius_km) > widened_radius_km(p.radius_km) for p in places):
         steps.append("widest_radius")
@@ -360,12 +366,14 @@ def _title_filter(understanding: Understanding, codes: Sequence[str], *, loose: 
         should.append({"match": {"title_norm": {"query": understanding.title_norm, "operator": "and"}}})
     if codes:
         should.append({"terms": {"occupation_codes": sorted(set(codes))}})
-    words = " ".join(sorted(_title_words(understanding)))
+    words = " ".join(sorted(title_words(understanding)))
     if loose or understanding.weak_title:
         if words:
             should.append({"match": {"title_norm": {"query": words}}})
             should.append({"match": {"past_titles_norm": {"query": words}}})
-        if understanding.skills:
+        # A skill alone qualifies once relaxed, or for a weak title that has no words to qualify on: the skills a
+        # taxonomy gives a title are often common ones, and one of them lets most of a metro area in.
+        if understanding.skills and (loose or not words):
             should.append({"terms": {"skills": [skill.name for skill in understanding.skills]}})
     if not should:
         return None  # a title of punctuation only, mapped to nothing: rank by skills and place alone
@@ -376,7 +384,7 @@ def _title_clauses(understanding: Understanding) -> list[dict[str, Any]]:
     """What a title match is worth; a title shared by many occupations is worth its best reading, not their sum."""
     clauses: list[dict[str, Any]] = []
     title_norm = understanding.title_norm
-    words = " ".join(sorted(_title_words(understanding)))
+    words = " ".join(sorted(title_words(understanding)))
     if title_norm:
         clauses.append(_named({"term": {"title_norm.keyword": title_norm}}, "title.exact", W_TITLE_EXACT))
         clauses.append(_named(
@@ -425,7 +433,7 @@ def _by_weight(field: str, weighted: Sequence[tuple[str, float]]) -> list[dict[s
             for weight, codes in sorted(values.items(), reverse=True)]
 
 
-def _title_words(understanding: Understanding) -> set[str]:
+def title_words(understanding: Understanding) -> set[str]:
     """The title's words that say what the job is (no stopwords, no seniority words)."""
     return {word for word in understanding.title_norm.split()
             if word not in TITLE_STOPWORDS and word not in SENIORITY_WORDS}

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from recmatch.ranking.query import required_skills
+from recmatch.ranking.query import required_skills, title_words
 from recmatch.ranking.understand import PipelineLocation, Understanding
 from recmatch.text.geo import haversine_km
 
@@ -64,6 +64,9 @@ class Wording:
                                      if place.kind == "country")
         self._required_skills = required_skills(understanding)
         self._own_titles = frozenset(("title.exact", "title.words"))
+        # a weak title with words lets a skill alone qualify only once relaxed to title_words
+        self._skill_alone_relaxed = understanding.weak_title and bool(title_words(understanding))
+        self._any_title_word = frozenset(("title.exact", "title.words", "title.some_words", "title.past_some_words"))
 
     def describe(self, hit: Mapping[str, Any]) -> HitExplanation:
         names = matched_names(hit)
@@ -109,8 +112,11 @@ class Wording:
             )
             if not inside:
                 marks.append("outside_radius")
-        if not understanding.weak_title and not names & self._own_titles and not any(
-                code in codes for code, _ in self._same):
+        own_occupation = any(code in codes for code, _ in self._same)
+        if understanding.weak_title:
+            if self._skill_alone_relaxed and not names & self._any_title_word and not own_occupation:
+                marks.append("title_words")
+        elif not names & self._own_titles and not own_occupation:
             marks.append("related_title" if any(code in codes for code, _ in self._related) else "title_words")
         if skills < self._required_skills:
             marks.append("fewer_skills")
