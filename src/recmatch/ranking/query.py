@@ -91,6 +91,7 @@ __all__ = [
     "baseline_query",
     "build_query",
     "count_query",
+    "related_weights",
     "required_skills",
     "title_words",
     "widened_radius_km",
@@ -190,7 +191,7 @@ def build_query(
     filters: list[dict[str, Any]] = []
     qualifying_codes = [occupation.code for occupation in understanding.occupations]
     if "related_titles" in steps:
-        qualifying_codes += [code for code, _ in _related_weights(understanding)]
+        qualifying_codes += [code for code, _ in related_weights(understanding)]
     title_filter = _title_filter(understanding, qualifying_codes, loose="title_words" in steps)
     if title_filter is not None:
         filters.append(title_filter)
@@ -198,7 +199,7 @@ def build_query(
     # some of its words keeps its own score (a learned place or skill never lifts an unrelated job above them).
     anchor = None
     if "title_words" in steps and not understanding.weak_title:
-        with_related = [*qualifying_codes, *(code for code, _ in _related_weights(understanding))]
+        with_related = [*qualifying_codes, *(code for code, _ in related_weights(understanding))]
         anchor = _title_filter(understanding, with_related, loose=False)
     proximity_varies = False
     if understanding.locations:
@@ -401,7 +402,7 @@ def _title_clauses(understanding: Understanding) -> list[dict[str, Any]]:
                                                   "_name": "title.shingles"}}
             })
     occupations = [(o.code, W_OCCUPATION * o.confidence) for o in understanding.occupations]
-    occupations += [(code, W_RELATED * weight) for code, weight in _related_weights(understanding)]
+    occupations += [(code, W_RELATED * weight) for code, weight in related_weights(understanding)]
     if occupations:
         clauses.append({"dis_max": {"queries": _by_weight("occupation_codes", occupations)}})
     past = [
@@ -451,7 +452,8 @@ def _seniority_clause(understanding: Understanding) -> dict[str, Any] | None:
     ]}}
 
 
-def _related_weights(understanding: Understanding) -> list[tuple[str, float]]:
+def related_weights(understanding: Understanding) -> list[tuple[str, float]]:
+    """The related occupations the query scores (code, weight): not one of the pipeline's own, weighing something."""
     own = {occupation.code for occupation in understanding.occupations}
     return [(r.code, r.weight) for r in understanding.related if r.code not in own and r.weight > 0]
 

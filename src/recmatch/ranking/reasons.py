@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from recmatch.ranking.query import required_skills, title_words
+from recmatch.ranking.query import related_weights, required_skills, title_words
 from recmatch.ranking.understand import PipelineLocation, Understanding
 from recmatch.text.geo import haversine_km
 
@@ -50,10 +50,9 @@ class Wording:
         self.understanding = understanding
         by_confidence = sorted(understanding.occupations, key=lambda o: -o.confidence)  # stable: first of equals
         self._same = tuple((o.code, o.title) for o in by_confidence)
-        own = frozenset(code for code, _ in self._same)
-        # as the query scores them: related occupations that are not the pipeline's own and weigh something
+        scored = {code for code, _ in related_weights(understanding)}
         self._related = tuple((r.code, r.title) for r in sorted(understanding.related, key=lambda r: -r.weight)
-                              if r.code not in own and r.weight > 0)
+                              if r.code in scored)
         self._past = tuple((f"title.past_occupation:{o.code}", o.title) for o in by_confidence)
         self._skills = tuple((f"skill:{skill.name}", skill.display) for skill in understanding.skills)
         self._located = tuple((f"location:{index}", place.name) for index, place in enumerate(understanding.locations))
