@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -88,6 +88,24 @@ def run_with_async_client(settings: Settings, work: Callable[[AsyncElasticsearch
             await es.close()
 
     return asyncio.run(run())
+
+
+async def first_out(first: Coroutine[Any, Any, Any], *others: Awaitable[Any]) -> tuple[Any, ...]:
+    """asyncio.gather(FIRST, *OTHERS), with FIRST's request sent before theirs.
+
+    gather starts every awaitable as a task of its own, each run on a later turn of the loop, in order; FIRST is run
+    here at once instead, up to its request, while OTHERS wait their turn. For a search that takes longest, beside
+    reads that take a millisecond: each call spends a fraction of a millisecond in the client before its request
+    goes out. When FIRST fails, OTHERS are cancelled."""
+    rest = [asyncio.ensure_future(other) for other in others]
+    try:
+        result = await first
+    except BaseException:
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
+        raise
+    return (result, *await asyncio.gather(*rest))
 
 
 @contextmanager

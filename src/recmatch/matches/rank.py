@@ -11,7 +11,7 @@ from elasticsearch import AsyncElasticsearch
 
 from recmatch.accounts.holdings import Holdings, holdings, synced_since
 from recmatch.core.errors import SearchUnavailable
-from recmatch.core.es import IndexNames, map_es_errors
+from recmatch.core.es import IndexNames, first_out, map_es_errors
 from recmatch.pipelines.service import StoredPipeline
 from recmatch.ranking.learning import LearningState, learned_boosts
 from recmatch.ranking.query import (
@@ -61,7 +61,7 @@ async def compute_snapshot(
             (relax, body, response), previous = await asyncio.gather(
                 search(held), previous_day_ids(es=es, names=names, pipeline=pipeline, day=day))
         else:
-            (relax, body, response), held, previous = await asyncio.gather(  # the search first: it takes longest
+            (relax, body, response), held, previous = await first_out(  # the search first: it takes longest
                 search(guess), holdings(es=es, names=names, tenant_id=pipeline.tenant_id),
                 previous_day_ids(es=es, names=names, pipeline=pipeline, day=day))
             if not held.same_keys(guess):
@@ -125,8 +125,8 @@ async def _relaxed_search(
     steps = applicable_steps(ranking["understanding"])
     if expected and steps[:len(expected)] == expected:
         guessed = build_query(**ranking, relax=expected)
-        response, relax = await asyncio.gather(es.search(index=names.candidates, body=guessed),
-                                               _relaxation(es=es, names=names, ranking=ranking, steps=steps, first=0))
+        response, relax = await first_out(es.search(index=names.candidates, body=guessed),
+                                          _relaxation(es=es, names=names, ranking=ranking, steps=steps, first=0))
         if relax == list(expected):
             return relax, guessed, response
     else:

@@ -177,6 +177,8 @@ async def _current(
         early = asyncio.create_task(compute_snapshot(es=es, names=names, pipeline=guess.pipeline, day=today,
                                                      held_guess=_held(memory)))
     try:
+        if early is not None:
+            await asyncio.sleep(0)  # the search's first turn sends it (core.es.first_out), before the pipeline read
         pipeline = await get_pipeline(es=es, names=names, principal=principal, crm_pipeline_id=crm_pipeline_id,
                                       recent=recent)
     except BaseException:
