@@ -378,6 +378,36 @@ def test_erased_candidate_disappears_from_the_list_at_once(app_client: TestClien
     assert again["candidates"][0]["rank"] == 1
 
 
+def test_a_page_reads_past_candidates_erased_before_it(app_client: TestClient, seats: Seats, api_settings):
+    # A page reads its candidates' fields for its window and ERASED_MARGIN more; with more gone before it than that,
+    # it reads the rest and is still whole, in order. Ids that were never indexed stand for erased candidates, so
+    # nothing is deleted from the shared pool.
+    app_client.put("/v1/pipelines/p-erased-many", json=BACKEND, headers=seats.auth(seats.recruiter))
+    first = app_client.get("/v1/pipelines/p-erased-many/matches", headers=seats.auth(seats.recruiter)).json()
+    gone = matches.ERASED_MARGIN + 5
+
+    async def work(es, names):
+        principal = await accounts.authenticate(es=es, names=names, api_key=seats.recruiter)
+        tenant_id = principal.tenant.tenant_id
+        kept = await snapshots.load_snapshot(es=es, names=names, tenant_id=tenant_id,
+                                             crm_pipeline_id="p-erased-many", key=first["snapshot"])
+        erased = [kept.entries[0].model_copy(update={"candidate_id": f"erased-{n}"}) for n in range(gone)]
+        holey = kept.model_copy(update={"entries": [*erased[:3], kept.entries[0], *erased[3:], *kept.entries[1:]],
+                                        "candidate_ids": [*(e.candidate_id for e in erased[:3]), kept.candidate_ids[0],
+                                                          *(e.candidate_id for e in erased[3:]),
+                                                          *kept.candidate_ids[1:]]})
+        return [await matches._still_listed(es=es, names=names, snapshot=snapshot, tenant_id=tenant_id,
+                                            window=window)
+                for snapshot in (kept, holey) for window in (slice(0, 25), slice(25, 50))]
+
+    whole_one, whole_two, holey_one, holey_two = run_async(api_settings, work)
+    assert holey_one[0] == whole_one[0] == first["total"]
+    for whole, holey in ((whole_one, holey_one), (whole_two, holey_two)):
+        assert [c.model_dump() for c in holey[1]] == [c.model_dump() for c in whole[1]]
+    assert [c.rank for c in holey_two[1]] == list(range(26, 26 + len(holey_two[1])))
+    assert [c["candidate_id"] for c in first["candidates"]] == [c.candidate_id for c in whole_one[1]]
+
+
 def test_batch_sync_answers_each_pipeline(app_client: TestClient, seats: Seats):
     batch = {"pipelines": [{**BACKEND, "crm_pipeline_id": "p-b1"},
                            {**BACKEND, "crm_pipeline_id": "p-b2", "title": "Nurse"}]}
