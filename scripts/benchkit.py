@@ -94,10 +94,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(settings: Settings, *, workers: int = 1) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`recmatch serve` in a subprocess on a free loopback port, ready; stopped on exit."""
+def served(settings: Settings, *, workers: int = 1,
+           checkout: Path | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`recmatch serve` in a subprocess on a free loopback port, ready; stopped on exit. With CHECKOUT (another
+    working tree of this repository, e.g. from `git worktree add`), it serves that tree's code."""
     port = free_port()
     env = {**os.environ, "RECMATCH_INDEX_PREFIX": settings.index_prefix}
+    if checkout is not None:
+        if not (checkout / "src" / "recmatch").is_dir():
+            raise ValueError(f"{checkout} is not a recmatch checkout (no src/recmatch)")
+        env["PYTHONPATH"] = str(checkout.resolve() / "src")  # ahead of this checkout's editable install
     server = subprocess.Popen(
         [sys.executable, "-m", "recmatch", "serve", "--port", str(port), "--workers", str(workers)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
