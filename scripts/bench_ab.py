@@ -66,9 +66,10 @@ def main(
             for side in ("A", "B") if number % 2 else ("B", "A"):
                 http = clients[side]
                 http.put(f"/v1/pipelines/{crm_id}", json=spec.model_dump()).raise_for_status()
-                fresh_ms, listing = _ms(http, f"/v1/pipelines/{crm_id}/matches")
-                cached_ms, _ = _ms(http, f"/v1/pipelines/{crm_id}/matches", page=2, snapshot=listing.json()["snapshot"])
-                row[side] = (fresh_ms, cached_ms, bool(listing.json()["relaxation"]))
+                fresh_ms, response = _ms(http, f"/v1/pipelines/{crm_id}/matches")
+                listing = response.json()
+                cached_ms, _ = _ms(http, f"/v1/pipelines/{crm_id}/matches", page=2, snapshot=listing["snapshot"])
+                row[side] = (fresh_ms, cached_ms, bool(listing["relaxation"]))
             body = build_query(understanding=understand(pipeline=spec, taxonomy=taxonomy))
             start = time.perf_counter()
             es.search(index=names.candidates, body=body)
